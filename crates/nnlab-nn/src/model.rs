@@ -1,0 +1,236 @@
+//! A [`ModelSpec`] built into candle variables, with a forward pass.
+
+use candle_core::{DType, Device, Tensor, Var, D};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::error::{NnError, Result};
+use crate::init::glorot_uniform;
+use crate::spec::{Activation, LayerSpec, ModelSpec};
+
+/// Whether layers that only act in training (dropout, noise) are active; in training they draw from
+/// the job's seeded RNG so that a replicate is reproducible bit for bit.
+pub enum Mode<'a> {
+    Train(&'a mut ChaCha8Rng),
+    Eval,
+}
+
+enum Layer {
+    Flatten,
+    Dense { kernel: Var, bias: Var, activation: Activation, l2: Option<f64> },
+    Dropout { rate: f64 },
+    GaussianNoise { stddev: f64 },
+}
+
+/// The network's output before its final activation, so that losses can use the numerically stable
+/// log-softmax / log-sigmoid forms.
+pub struct Output {
+    pub pre_activation: Tensor,
+    pub activation: Activation,
+}
+
+impl Output {
+    /// The model's actual output (probabilities for a softmax head).
+    pub fn activated(&self) -> Result<Tensor> {
+        apply_activation(&self.pre_activation, self.activation)
+    }
+}
+
+pub struct Model {
+    spec: ModelSpec,
+    layers: Vec<Layer>,
+    device: Device,
+}
+
+impl Model {
+    /// Builds the model with Glorot-uniform kernels and zero biases drawn from `rng`, layer by layer.
+    pub fn build(spec: &ModelSpec, rng: &mut ChaCha8Rng, device: &Device) -> Result<Self> {
+        let plan = spec.plan()?;
+        let last = spec.layers.len() - 1;
+        if !matches!(spec.layers[last], LayerSpec::Dense { .. }) {
+            return Err(NnError::spec(format!("layers[{last}]"), "the last layer must be dense"));
+        }
+        let mut layers = Vec::with_capacity(spec.layers.len());
+        for (layer, planned) in spec.layers.iter().zip(&plan) {
+            layers.push(match *layer {
+                LayerSpec::Flatten => Layer::Flatten,
+                LayerSpec::Dense { units, activation, l2 } => {
+                    let fan_in = planned.input_shape[0];
+                    let kernel = glorot_uniform(rng, fan_in, units, fan_in * units);
+                    Layer::Dense {
+                        kernel: Var::from_vec(kernel, (fan_in, units), device)?,
+                        bias: Var::zeros(units, DType::F32, device)?,
+                        activation,
+                        l2,
+                    }
+                }
+                LayerSpec::Dropout { rate } => Layer::Dropout { rate },
+                LayerSpec::GaussianNoise { stddev } => Layer::GaussianNoise { stddev },
+            });
+        }
+        Ok(Model { spec: spec.clone(), layers, device: device.clone() })
+    }
+
+    pub fn spec(&self) -> &ModelSpec {
+        &self.spec
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Trainable variables in layer order (kernel before bias): optimisers keep their state by index,
+    /// so this order must be stable.
+    pub fn vars(&self) -> Vec<&Var> {
+        self.layers
+            .iter()
+            .flat_map(|l| match l {
+                Layer::Dense { kernel, bias, .. } => vec![kernel, bias],
+                _ => vec![],
+            })
+            .collect()
+    }
+
+    /// Runs the model on a batch shaped `(batch, input...)`; the last layer's activation is left to the loss.
+    pub fn forward(&self, x: &Tensor, mut mode: Mode<'_>) -> Result<Output> {
+        let mut h = x.clone();
+        let last = self.layers.len() - 1;
+        for (index, layer) in self.layers.iter().enumerate() {
+            h = match layer {
+                Layer::Flatten => h.flatten_from(1)?,
+                Layer::Dense { kernel, bias, activation, .. } => {
+                    let z = h.matmul(kernel.as_tensor())?.broadcast_add(bias.as_tensor())?;
+                    if index == last {
+                        return Ok(Output { pre_activation: z, activation: *activation });
+                    }
+                    apply_activation(&z, *activation)?
+                }
+                Layer::Dropout { rate } => match &mut mode {
+                    Mode::Train(rng) if *rate > 0.0 => dropout(&h, *rate, rng)?,
+                    _ => h,
+                },
+                Layer::GaussianNoise { stddev } => match &mut mode {
+                    Mode::Train(rng) if *stddev > 0.0 => gaussian_noise(&h, *stddev, rng)?,
+                    _ => h,
+                },
+            };
+        }
+        unreachable!("Model::build guarantees that the last layer is dense")
+    }
+
+    /// The weight penalty `sum over layers of l2 * sum(kernel²)`, or `None` if no layer is regularised.
+    pub fn l2_penalty(&self) -> Result<Option<Tensor>> {
+        let mut total: Option<Tensor> = None;
+        for layer in &self.layers {
+            if let Layer::Dense { kernel, l2: Some(l2), .. } = layer {
+                let term = (kernel.as_tensor().sqr()?.sum_all()? * *l2)?;
+                total = Some(match total {
+                    Some(t) => (t + term)?,
+                    None => term,
+                });
+            }
+        }
+        Ok(total)
+    }
+}
+
+fn apply_activation(z: &Tensor, activation: Activation) -> Result<Tensor> {
+    Ok(match activation {
+        Activation::Linear => z.clone(),
+        Activation::Relu => z.relu()?,
+        Activation::Sigmoid => candle_nn::ops::sigmoid(z)?,
+        Activation::Softmax => candle_nn::ops::softmax(z, D::Minus1)?,
+    })
+}
+
+/// Inverted dropout with a host-drawn mask, so the mask comes from the job's seed.
+fn dropout(h: &Tensor, rate: f64, rng: &mut ChaCha8Rng) -> Result<Tensor> {
+    let scale = (1.0 / (1.0 - rate)) as f32;
+    let mask: Vec<f32> = (0..h.elem_count()).map(|_| if rng.random::<f64>() < rate { 0.0 } else { scale }).collect();
+    let mask = Tensor::from_vec(mask, h.shape(), h.device())?;
+    Ok(h.mul(&mask)?)
+}
+
+fn gaussian_noise(h: &Tensor, stddev: f64, rng: &mut ChaCha8Rng) -> Result<Tensor> {
+    let noise: Vec<f32> = (0..h.elem_count()).map(|_| (standard_normal(rng) * stddev) as f32).collect();
+    let noise = Tensor::from_vec(noise, h.shape(), h.device())?;
+    Ok(h.add(&noise)?)
+}
+
+/// One N(0, 1) draw by the Box–Muller transform (keeps the dependency list short).
+fn standard_normal(rng: &mut ChaCha8Rng) -> f64 {
+    let u1: f64 = 1.0 - rng.random::<f64>(); // in (0, 1], so ln is finite
+    let u2: f64 = rng.random();
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn spec(text: &str) -> ModelSpec {
+        ModelSpec::from_toml(text, "test").unwrap()
+    }
+
+    #[test]
+    fn forward_shapes_and_softmax_rows_sum_to_one() {
+        let spec = spec("input = [6, 2]\nlayers = [{ type = \"flatten\" }, { type = \"dense\", units = 5, activation = \"relu\" }, { type = \"dense\", units = 3, activation = \"softmax\" }]");
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let model = Model::build(&spec, &mut rng, &Device::Cpu).unwrap();
+        assert_eq!(model.vars().len(), 4);
+        let x = Tensor::ones((4, 6, 2), DType::F32, &Device::Cpu).unwrap();
+        let out = model.forward(&x, Mode::Eval).unwrap();
+        assert_eq!(out.pre_activation.dims(), &[4, 3]);
+        let sums = out.activated().unwrap().sum(1).unwrap().to_vec1::<f32>().unwrap();
+        assert!(sums.iter().all(|s| (s - 1.0).abs() < 1e-6), "{sums:?}");
+    }
+
+    #[test]
+    fn same_seed_same_weights() {
+        let spec = spec("input = [8]\nlayers = [{ type = \"dense\", units = 3, activation = \"softmax\" }]");
+        let weights = |seed| {
+            let model = Model::build(&spec, &mut ChaCha8Rng::seed_from_u64(seed), &Device::Cpu).unwrap();
+            model.vars()[0].as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap()
+        };
+        assert_eq!(weights(3), weights(3));
+        assert_ne!(weights(3), weights(4));
+    }
+
+    #[test]
+    fn dropout_scales_kept_units_and_is_off_in_eval() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let h = Tensor::ones((100, 100), DType::F32, &Device::Cpu).unwrap();
+        let out = dropout(&h, 0.25, &mut rng).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let kept = out.iter().filter(|&&v| v != 0.0).count() as f64 / out.len() as f64;
+        assert!((kept - 0.75).abs() < 0.02, "kept {kept}");
+        assert!(out.iter().all(|&v| v == 0.0 || (v - 1.0 / 0.75).abs() < 1e-6));
+
+        let spec = spec("input = [4]\nlayers = [{ type = \"dropout\", rate = 0.5 }, { type = \"dense\", units = 2 }]");
+        let model = Model::build(&spec, &mut rng, &Device::Cpu).unwrap();
+        let x = Tensor::ones((3, 4), DType::F32, &Device::Cpu).unwrap();
+        let a = model.forward(&x, Mode::Eval).unwrap().pre_activation.to_vec2::<f32>().unwrap();
+        let b = model.forward(&x, Mode::Eval).unwrap().pre_activation.to_vec2::<f32>().unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn gaussian_noise_has_the_requested_spread() {
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let h = Tensor::zeros(20_000, DType::F32, &Device::Cpu).unwrap();
+        let xs = gaussian_noise(&h, 2.0, &mut rng).unwrap().to_vec1::<f32>().unwrap();
+        let mean = xs.iter().map(|&x| x as f64).sum::<f64>() / xs.len() as f64;
+        let var = xs.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / xs.len() as f64;
+        assert!(mean.abs() < 0.05 && (var.sqrt() - 2.0).abs() < 0.05, "mean {mean} std {}", var.sqrt());
+    }
+
+    #[test]
+    fn l2_penalty_is_factor_times_sum_of_squares() {
+        let spec = spec("input = [3]\nlayers = [{ type = \"dense\", units = 2, l2 = 0.5 }, { type = \"dense\", units = 2 }]");
+        let model = Model::build(&spec, &mut ChaCha8Rng::seed_from_u64(2), &Device::Cpu).unwrap();
+        let kernel = model.vars()[0].as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let expected: f32 = 0.5 * kernel.iter().map(|w| w * w).sum::<f32>();
+        let got = model.l2_penalty().unwrap().unwrap().to_scalar::<f32>().unwrap();
+        assert!((got - expected).abs() < 1e-6);
+    }
+}
