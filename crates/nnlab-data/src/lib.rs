@@ -1,1 +1,12 @@
-//! placeholder
+//! Datasets for nnlab: the manifest of dataset files, fetching with checksum verification (cache,
+//! local mirror, canonical URLs), and the MNIST reader.
+
+pub mod error;
+pub mod fetch;
+pub mod manifest;
+pub mod mnist;
+
+pub use error::DataError;
+pub use fetch::Fetcher;
+pub use manifest::{FileEntry, Manifest};
+pub use mnist::{ImageSet, Mnist};
