@@ -1,1 +1,233 @@
-fn main() {}
+//! `nnlab`: regenerates every answer of the neural-network assignments, reproducibly.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use nnlab::datasets;
+use nnlab::stages::{self, RunRequest, Sources};
+
+#[derive(Parser)]
+#[command(
+    name = "nnlab",
+    version,
+    about = "Trains every assignment model with seeded replicates and renders one report per assignment",
+    long_about = "Trains every assignment model with seeded replicates and renders one report per assignment.\n\n\
+        Stages: plan (catalogue × profile → jobs) → fetch (verified datasets) → run (train/evaluate each job, \
+        aggregate the replicates) → render (Markdown + HTML reports). `nnlab run` does all of them; finished \
+        jobs are kept in the run directory and never recomputed, so an interrupted run resumes where it stopped.\n\n\
+        Datasets are looked up in data/, then in $NNLAB_DATA_MIRROR (a local copy laid out as <dataset>/<file>), \
+        then downloaded from their canonical URLs (unless NNLAB_OFFLINE=1); every file is checked against the \
+        SHA-256 in data/manifest.toml."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    #[command(flatten)]
+    sources: SourceArgs,
+}
+
+/// Inputs other than the source tree's own (for trying a modified catalogue or profile).
+#[derive(Args)]
+struct SourceArgs {
+    /// Experiment catalogue directory (one TOML per assignment) [default: pipeline/catalogue]
+    #[arg(long, global = true)]
+    catalogue: Option<PathBuf>,
+    /// Profiles directory [default: pipeline/profiles]
+    #[arg(long, global = true)]
+    profiles: Option<PathBuf>,
+    /// Dataset cache directory [default: data/ of the source tree]
+    #[arg(long, global = true, env = "NNLAB_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+impl SourceArgs {
+    fn sources(self) -> Sources {
+        let mut sources = Sources::default();
+        if let Some(dir) = self.catalogue {
+            sources.catalogue = dir;
+        }
+        if let Some(dir) = self.profiles {
+            sources.profiles = dir;
+        }
+        if let Some(dir) = self.data_dir {
+            sources.data.data_dir = dir;
+        }
+        sources
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List the jobs a profile implies (one line each: id, experiment, replicate, seed, epochs)
+    Plan {
+        #[command(flatten)]
+        selection: Selection,
+        /// Print the job ids only, one per line (for job arrays: `nnlab job <id>`)
+        #[arg(long)]
+        ids: bool,
+    },
+    /// Verify the dataset files, downloading those missing
+    Fetch {
+        /// Datasets to fetch
+        #[arg(long = "dataset", default_values = ["mnist"])]
+        datasets: Vec<String>,
+    },
+    /// Run the whole pipeline: train every missing job, aggregate, render the reports
+    Run {
+        #[command(flatten)]
+        selection: Selection,
+        #[command(flatten)]
+        dirs: Dirs,
+        #[command(flatten)]
+        threads: Threads,
+        /// Stop after aggregating; do not render the reports
+        #[arg(long)]
+        no_render: bool,
+    },
+    /// Render the reports of a finished run
+    Render {
+        #[command(flatten)]
+        dirs: Dirs,
+        /// Profile whose default run directory to render (when --run-dir is not given)
+        #[arg(long, default_value = "full")]
+        profile: String,
+    },
+}
+
+#[derive(Args)]
+struct Selection {
+    /// Profile: full (the assignments' settings), quick (minutes) or smoke (seconds, for tests)
+    #[arg(long, default_value = "full")]
+    profile: String,
+    /// Run seed; every replicate's seed derives from it
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Only these assignments (repeatable; default: all)
+    #[arg(long = "assignment")]
+    assignments: Vec<String>,
+}
+
+#[derive(Args)]
+struct Dirs {
+    /// Run directory holding the jobs and tables [default: runs/<profile>]
+    #[arg(long)]
+    run_dir: Option<PathBuf>,
+    /// Report directory [default: reports/<run directory name>; reports/latest points at it]
+    #[arg(long)]
+    report_dir: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct Threads {
+    /// Compute threads [default: all logical cores]
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+impl Dirs {
+    fn run_dir(&self, profile: &str) -> PathBuf {
+        self.run_dir.clone().unwrap_or_else(|| PathBuf::from("runs").join(profile))
+    }
+
+    fn report_dir(&self, run_dir: &std::path::Path) -> PathBuf {
+        self.report_dir.clone().unwrap_or_else(|| {
+            PathBuf::from("reports").join(run_dir.file_name().unwrap_or(std::ffi::OsStr::new("run")))
+        })
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match execute(cli.command, cli.sources.sources()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // One line: every layer of context, outermost first.
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn execute(command: Command, sources: Sources) -> Result<()> {
+    match command {
+        Command::Plan { selection, ids } => {
+            let (profile, jobs) = stages::load_plan(&sources, &selection.profile, selection.seed, &selection.assignments)?;
+            if ids {
+                jobs.iter().for_each(|j| println!("{}", j.id));
+            } else {
+                println!("profile {} ({}), seed {}: {} jobs", profile.name, profile.description, selection.seed, jobs.len());
+                for j in &jobs {
+                    println!(
+                        "{}  {:<28} replicate {}  seed {:>20}  {} epochs",
+                        j.id, j.spec.experiment, j.spec.replicate, j.spec.seed, j.spec.train.epochs
+                    );
+                }
+            }
+        }
+        Command::Fetch { datasets: names } => {
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            for path in datasets::fetch(&sources.data, &names)? {
+                println!("ok  {}", path.display());
+            }
+        }
+        Command::Run { selection, dirs, threads, no_render } => {
+            let threads = set_threads(threads.threads)?;
+            let run_dir = dirs.run_dir(&selection.profile);
+            let request = RunRequest {
+                profile: selection.profile.clone(),
+                seed: selection.seed,
+                assignments: selection.assignments.clone(),
+                run_dir: run_dir.clone(),
+                threads,
+            };
+            let manifest = stages::run(&sources, &request)?;
+            eprintln!(
+                "run finished in {:.1} s; tables in {}",
+                manifest.wall_seconds.unwrap_or_default(),
+                run_dir.join("tables").display()
+            );
+            if !no_render {
+                render(&sources, &run_dir, &dirs.report_dir(&run_dir))?;
+            }
+        }
+        Command::Render { dirs, profile } => {
+            let run_dir = dirs.run_dir(&profile);
+            render(&sources, &run_dir, &dirs.report_dir(&run_dir))?;
+        }
+    }
+    Ok(())
+}
+
+fn render(sources: &Sources, run_dir: &std::path::Path, out_dir: &std::path::Path) -> Result<()> {
+    let pages = stages::render(sources, run_dir, out_dir)?;
+    if dirs_is_default_reports(out_dir) {
+        stages::update_latest_link(out_dir)?;
+    }
+    for page in pages {
+        println!("wrote {}", page.display());
+    }
+    Ok(())
+}
+
+/// `reports/latest` is maintained only inside the default reports folder.
+fn dirs_is_default_reports(out_dir: &std::path::Path) -> bool {
+    out_dir.parent() == Some(std::path::Path::new("reports"))
+}
+
+/// Fixes the compute thread count before any pool exists: candle reads RAYON_NUM_THREADS, and the
+/// global rayon pool is built once. The same thread count is part of "same seed ⇒ same result".
+fn set_threads(requested: Option<usize>) -> Result<usize> {
+    let threads = match requested {
+        Some(0) => anyhow::bail!("--threads must be at least 1"),
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .context("cannot set up the compute thread pool")?;
+    Ok(threads)
+}

@@ -1,1 +1,18 @@
-//! placeholder
+//! Report rendering for nnlab: handlebars templates with number-formatting helpers, Markdown to
+//! HTML inside a layout, SVG line charts, and the site index.
+//!
+//! The crate knows nothing about models or assignments: callers hand it a JSON context per page
+//! and chart data per figure.
+
+mod atomic;
+pub mod error;
+pub mod figure;
+mod helpers;
+mod markdown;
+pub mod render;
+
+pub use atomic::write_atomic;
+pub use error::{ReportError, Result};
+pub use figure::{line_chart_svg, LineChart, Point, Series};
+pub use markdown::markdown_to_html;
+pub use render::{IndexEntry, Page, Renderer, SiteIndex};

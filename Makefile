@@ -1,0 +1,36 @@
+# Thin wrappers over the nnlab CLI. Everything builds under the (optimised) dev profile, so tests,
+# benches and reports share one build of the numerical stack.
+
+PROFILE ?= full
+SEED ?= 42
+CARGO ?= cargo
+NNLAB := $(CARGO) run --quiet --bin nnlab --
+
+# A relative mirror path would be resolved against each test crate's own directory: make it absolute.
+ifdef NNLAB_DATA_MIRROR
+export NNLAB_DATA_MIRROR := $(abspath $(NNLAB_DATA_MIRROR))
+endif
+
+.PHONY: reports test data bench clean help
+
+help:
+	@echo "make reports [PROFILE=full|quick|smoke] [SEED=42]  train, aggregate and render into reports/latest/"
+	@echo "make test                                         unit and integration tests (smoke profile, real MNIST)"
+	@echo "make data                                         verify or download the datasets into data/"
+	@echo "make bench                                        throughput benchmarks"
+	@echo "make clean                                        remove runs/ and reports/"
+
+reports:
+	$(NNLAB) run --profile $(PROFILE) --seed $(SEED) --run-dir runs/$(PROFILE) --report-dir reports/$(PROFILE)
+
+test:
+	$(CARGO) test --workspace
+
+data:
+	$(NNLAB) fetch --dataset mnist
+
+bench:
+	$(CARGO) run --quiet --example conv_bench -p nnlab-lowlevel
+
+clean:
+	rm -rf runs reports

@@ -1,0 +1,117 @@
+//! The train/evaluate stage: runs every job of a plan that the run store does not already hold.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use candle_core::Device;
+use nnlab_nn::{evaluate, fit, rng_stream, Model, Summary};
+
+use crate::catalogue::Validation;
+use crate::datasets::{self, DataCache};
+use crate::manifest::JobEntry;
+use crate::plan::Job;
+use crate::progress::Progress;
+use crate::store::{write_json, JobResult, RunStore};
+
+/// What one invocation did with the plan.
+pub struct Outcome {
+    pub entries: Vec<JobEntry>,
+    pub ran: usize,
+    pub reused: usize,
+}
+
+/// Runs the plan's missing jobs in order. A job that fails (bad data, divergence) stops the run with
+/// an error naming it; jobs already finished stay stored, so a rerun resumes after the fix.
+pub fn run_jobs(jobs: &[Job], store: &RunStore, data: &mut DataCache, device: &Device, threads: usize) -> Result<Outcome> {
+    let stale = store.clean_stale_partials()?;
+    let progress = Progress::new(jobs.len());
+    if stale > 0 {
+        progress.println(format!("removed {stale} partial job directories left by an interrupted run"));
+    }
+    let mut outcome = Outcome { entries: Vec::with_capacity(jobs.len()), ran: 0, reused: 0 };
+    for (index, job) in jobs.iter().enumerate() {
+        let label = format!("{} #{}", job.spec.experiment, job.spec.replicate);
+        let reused = store.is_complete(&job.id);
+        if !reused {
+            progress.job_started(&label);
+            progress.println(format!(
+                "[{}/{}] {label} (job {}, seed {})",
+                index + 1,
+                jobs.len(),
+                job.id,
+                job.spec.seed
+            ));
+            let result = run_one(job, store, data, device, threads, &progress)
+                .with_context(|| format!("job {} ({label}) failed; nothing was stored for it", job.id))?;
+            store.save(job, &result)?;
+            progress.println(format!(
+                "  test_loss: {:.4} - test_acc: {:.4} - {:.0} samples/s",
+                result.test.loss, result.test.acc, result.train_samples_per_s
+            ));
+            outcome.ran += 1;
+        } else {
+            outcome.reused += 1;
+        }
+        progress.job_finished();
+        outcome.entries.push(JobEntry {
+            id: job.id.clone(),
+            experiment: job.spec.experiment.clone(),
+            replicate: job.spec.replicate,
+            seed: job.spec.seed,
+            status: if reused { "reused" } else { "ran" }.into(),
+        });
+    }
+    progress.finish();
+    Ok(outcome)
+}
+
+fn run_one(job: &Job, store: &RunStore, data: &mut DataCache, device: &Device, threads: usize, progress: &Progress) -> Result<JobResult> {
+    let started = Instant::now();
+    let spec = &job.spec;
+    let loaded = data.get(&spec.dataset)?;
+    let (train_all, test) = datasets::sliced(loaded, spec.data)?;
+    record_data_facts(store, &spec.dataset, &train_all, &test)?;
+
+    let train_all = train_all.reshaped(&spec.model.input)?;
+    let test = test.reshaped(&spec.model.input)?;
+    let (train, validation) = match spec.validation {
+        Validation::Split(fraction) => {
+            let (train, validation) = train_all.split_last(fraction)?;
+            (train, validation)
+        }
+        Validation::Test => (train_all, test.clone()),
+    };
+
+    let model = Model::build(&spec.model, &mut rng_stream(spec.seed, 0), device)?;
+    let mut observer = progress.trainer();
+    let history = fit(&model, &train, Some(&validation), &spec.train, &mut rng_stream(spec.seed, 1), &mut observer)?;
+    let test_eval = evaluate(&model, &test, spec.train.loss)?;
+    let summary = Summary::of(&spec.model)?;
+    let train_seconds: f64 = history.iter().map(|r| r.train_seconds).sum();
+    Ok(JobResult {
+        id: job.id.clone(),
+        experiment: spec.experiment.clone(),
+        replicate: spec.replicate,
+        seed: spec.seed,
+        train_samples_per_s: (train.len() * history.len()) as f64 / train_seconds.max(1e-9),
+        history,
+        test: test_eval,
+        params: summary.total_params,
+        flops_per_sample: summary.flops_per_sample,
+        train_samples: train.len(),
+        validation_samples: validation.len(),
+        test_samples: test.len(),
+        wall_seconds: started.elapsed().as_secs_f64(),
+        threads,
+    })
+}
+
+/// Writes the dataset facts the report shows (shapes, first labels) once per run.
+fn record_data_facts(store: &RunStore, dataset: &str, train: &nnlab_nn::Dataset, test: &nnlab_nn::Dataset) -> Result<()> {
+    let path = store.root().join("datasets").join(format!("{dataset}.json"));
+    if path.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(path.parent().expect("has a parent"))?;
+    write_json(&path, &datasets::facts(dataset, train, test)?)
+}

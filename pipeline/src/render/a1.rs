@@ -1,0 +1,99 @@
+//! Report a1: image recognition with deep networks. Questions q1–q10 (MNIST dense models).
+
+use anyhow::{Context, Result};
+use serde_json::{json, Value};
+
+use super::context::model_json;
+use super::{BuiltPage, RenderInput};
+use crate::catalogue::Validation;
+use crate::datasets::load_facts;
+use crate::stats::welch;
+
+pub fn page(input: &RenderInput<'_>) -> Result<BuiltPage> {
+    let assignment = input.catalogue.assignment("a1").context("the catalogue has no assignment a1")?;
+    let experiment = |id: &str| assignment.experiment(id).with_context(|| format!("the catalogue has no experiment {id}"));
+    let tables = input.tables;
+    let linear = experiment("a1.dense_linear")?;
+    let relu = experiment("a1.dense_relu")?;
+    let softmax = experiment("a1.softmax_regression")?;
+
+    let test_acc = |id: &str| tables.replicate_values(id, "test_acc");
+    let relu_acc = tables.stat(&relu.id, "test_acc")?;
+    let linear_acc = tables.stat(&linear.id, "test_acc")?;
+    let softmax_acc = tables.stat(&softmax.id, "test_acc")?;
+
+    let context = json!({
+        "summary": format!(
+            "MNIST dense networks: linear hidden layer {:.2}% and ReLU hidden layer {:.2}% test accuracy (mean of {} replicates).",
+            linear_acc.mean * 100.0, relu_acc.mean * 100.0, relu_acc.n
+        ),
+        "data": data_json(input, linear.validation)?,
+        "dense_linear": model_json(tables, linear, input.out_dir)?,
+        "dense_relu": model_json(tables, relu, input.out_dir)?,
+        "softmax_regression": model_json(tables, softmax, input.out_dir)?,
+        "q6": reliability(linear_acc.mean),
+        "q7": comparison(&test_acc(&linear.id)?, &test_acc(&softmax.id)?, linear_acc.mean - softmax_acc.mean),
+        "q10": comparison(&test_acc(&relu.id)?, &test_acc(&linear.id)?, relu_acc.mean - linear_acc.mean),
+        "q10_reliability": reliability(relu_acc.mean),
+    });
+    Ok(BuiltPage { title: format!("a1 — {}", assignment.title), context })
+}
+
+/// Shapes and the first one-hot label rows of the data the models saw.
+fn data_json(input: &RenderInput<'_>, validation: Validation) -> Result<Value> {
+    let facts = load_facts(input.run_dir, "mnist")?;
+    let features: usize = facts.sample_shape.iter().product();
+    let held_out = match validation {
+        Validation::Split(f) => facts.train_samples - (facts.train_samples as f64 * (1.0 - f)).floor() as usize,
+        Validation::Test => 0,
+    };
+    let one_hot: Vec<Value> = facts
+        .first_train_labels
+        .iter()
+        .take(5)
+        .map(|&label| {
+            let row: Vec<String> = (0..10).map(|c| if c == label { "1" } else { "0" }.to_string()).collect();
+            json!({ "label": label, "row": row.join(" ") })
+        })
+        .collect();
+    Ok(json!({
+        "train_samples": facts.train_samples,
+        "test_samples": facts.test_samples,
+        "features": features,
+        "image_shape": facts.sample_shape.iter().map(usize::to_string).collect::<Vec<_>>().join("×"),
+        "validation_samples": held_out,
+        "fit_samples": facts.train_samples - held_out,
+        "one_hot": one_hot,
+    }))
+}
+
+/// What an accuracy means for reading digits: errors per 100 digits and the chance of reading whole
+/// postcodes right (each digit assumed independent).
+fn reliability(acc: f64) -> Value {
+    let postcode5 = acc.powi(5);
+    let postcode6 = acc.powi(6);
+    json!({
+        "errors_per_100": (1.0 - acc) * 100.0,
+        "postcode5": postcode5,
+        "postcode6": postcode6,
+        "misrouted_per_1000_letters": (1.0 - postcode5) * 1000.0,
+        // Thresholds for the prose: unattended sorting wants ≥ 99% of postcodes right.
+        "good_enough_unattended": postcode5 >= 0.99,
+        "good_enough_assisted": postcode5 >= 0.9,
+    })
+}
+
+/// Difference of two replicate distributions of test accuracy, with Welch's t-test where defined.
+fn comparison(a: &[f64], b: &[f64], difference: f64) -> Value {
+    let test = welch(a, b);
+    json!({
+        "difference_pp": difference * 100.0,
+        "abs_difference_pp": difference.abs() * 100.0,
+        "a_higher": difference > 0.0,
+        "tested": test.is_some(),
+        "p": test.map(|t| t.p),
+        "significant": test.is_some_and(|t| t.p < 0.05),
+        // Under half a percentage point counts as "no practical difference" in the prose.
+        "negligible": difference.abs() < 0.005,
+    })
+}

@@ -1,0 +1,177 @@
+//! Building blocks shared by the assignment report builders: statistics, history facts, figures and
+//! console logs, all read from the result tables.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use nnlab_report::figure::{line_chart_svg, LineChart, Point, Series};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::catalogue::Experiment;
+use crate::tables::{CurvePoint, Stat, Tables};
+
+/// Measured facts about a training history (mean curves over replicates), on which the
+/// interpretive answers are conditioned.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryFacts {
+    pub epochs: usize,
+    pub first_train_acc: f64,
+    pub first_val_acc: f64,
+    pub last_train_acc: f64,
+    pub last_val_acc: f64,
+    /// Train minus validation accuracy at the last epoch, in percentage points.
+    pub last_gap_pp: f64,
+    pub best_val_acc: f64,
+    pub best_val_acc_epoch: usize,
+    pub min_val_loss: f64,
+    pub min_val_loss_epoch: usize,
+    pub last_val_loss: f64,
+    /// Validation loss at the last epoch is above its minimum by more than 2% (it turned upwards).
+    pub val_loss_rises: bool,
+    /// Training loss still fell after the epoch of minimum validation loss.
+    pub train_loss_falls_after_min: bool,
+    /// Both at once: the classic signature of overfitting.
+    pub overfits: bool,
+    /// Validation accuracy above training accuracy in the first epoch (training accuracy is averaged
+    /// over an epoch during which the model was still poor).
+    pub val_above_train_first_epoch: bool,
+    /// The gap is under one percentage point at the last epoch.
+    pub small_gap: bool,
+}
+
+pub fn history_facts(tables: &Tables, experiment: &str) -> Result<HistoryFacts> {
+    let acc = tables.curve(experiment, "acc")?;
+    let val_acc = tables.curve(experiment, "val_acc")?;
+    let loss = tables.curve(experiment, "loss")?;
+    let val_loss = tables.curve(experiment, "val_loss")?;
+    anyhow::ensure!(!acc.is_empty() && val_acc.len() == acc.len(), "{experiment}: no validation history to describe");
+    let last = acc.len() - 1;
+    let best_val = arg_by(&val_acc, |a, b| a > b);
+    let min_loss = arg_by(&val_loss, |a, b| a < b);
+    let last_gap_pp = (acc[last].mean - val_acc[last].mean) * 100.0;
+    let val_loss_rises = val_loss[last].mean > val_loss[min_loss].mean * 1.02;
+    let train_loss_falls_after_min = loss[last].mean < loss[min_loss].mean;
+    Ok(HistoryFacts {
+        epochs: acc.len(),
+        first_train_acc: acc[0].mean,
+        first_val_acc: val_acc[0].mean,
+        last_train_acc: acc[last].mean,
+        last_val_acc: val_acc[last].mean,
+        last_gap_pp,
+        best_val_acc: val_acc[best_val].mean,
+        best_val_acc_epoch: val_acc[best_val].epoch,
+        min_val_loss: val_loss[min_loss].mean,
+        min_val_loss_epoch: val_loss[min_loss].epoch,
+        last_val_loss: val_loss[last].mean,
+        val_loss_rises,
+        train_loss_falls_after_min,
+        overfits: val_loss_rises && train_loss_falls_after_min,
+        val_above_train_first_epoch: val_acc[0].mean > acc[0].mean,
+        small_gap: last_gap_pp.abs() < 1.0,
+    })
+}
+
+/// Index of the first point that is best under `better`.
+fn arg_by(points: &[CurvePoint], better: impl Fn(f64, f64) -> bool) -> usize {
+    let mut best = 0;
+    for (i, p) in points.iter().enumerate() {
+        if better(p.mean, points[best].mean) {
+            best = i;
+        }
+    }
+    best
+}
+
+pub fn stat_json(stat: &Stat) -> Value {
+    json!({ "mean": stat.mean, "std": stat.std, "n": stat.n, "min": stat.min, "max": stat.max })
+}
+
+/// Accuracy and loss figures (training vs validation, mean line with ±std band) of one experiment,
+/// written under `<out_dir>/figures/`; returns their paths relative to `out_dir`.
+pub fn history_figures(tables: &Tables, experiment: &Experiment, out_dir: &Path) -> Result<Value> {
+    let dir = out_dir.join("figures");
+    std::fs::create_dir_all(&dir)?;
+    let mut paths = serde_json::Map::new();
+    for (key, label) in [("acc", "accuracy"), ("loss", "loss")] {
+        let series = |metric: &str, name: &str, dashed: bool| -> Result<Series> {
+            let points = tables
+                .curve(&experiment.id, metric)?
+                .iter()
+                .map(|p| Point { x: p.epoch as f64, mean: p.mean, std: p.std })
+                .collect();
+            Ok(Series { label: name.to_string(), points, dashed })
+        };
+        let chart = LineChart {
+            title: format!("{} — {label}", experiment.id),
+            x_label: "epoch".into(),
+            y_label: label.into(),
+            log_x: false,
+            series: vec![series(key, "training", false)?, series(&format!("val_{key}"), "validation", true)?],
+        };
+        let file = format!("{}-{key}.svg", experiment.id);
+        let svg = line_chart_svg(&chart).with_context(|| format!("figure {file}"))?;
+        nnlab_report::write_atomic(&dir.join(&file), svg.as_bytes())?;
+        paths.insert(key.into(), json!(format!("figures/{file}")));
+    }
+    Ok(Value::Object(paths))
+}
+
+/// The first replicate's per-epoch log, printed the way Keras prints it to the console.
+pub fn console_log(tables: &Tables, experiment: &str) -> Result<String> {
+    let rows = tables.replicate_history(experiment, 1)?;
+    let epochs = rows.len();
+    let fmt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
+    Ok(rows
+        .iter()
+        .map(|[epoch, loss, acc, val_loss, val_acc, seconds]| {
+            format!(
+                "Epoch {}/{epochs} - {:.2}s - loss: {} - acc: {} - val_loss: {} - val_acc: {}",
+                epoch.unwrap_or(0.0) as usize,
+                seconds.unwrap_or(f64::NAN),
+                fmt(*loss),
+                fmt(*acc),
+                fmt(*val_loss),
+                fmt(*val_acc)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n"))
+}
+
+/// Keras-style summary rows of an experiment's model.
+pub fn summary_json(experiment: &Experiment) -> Result<Value> {
+    let summary = nnlab_nn::Summary::of(&experiment.model)?;
+    Ok(json!({
+        "rows": summary.rows.iter().map(|r| json!({
+            "layer": r.layer, "output_shape": r.output_shape,
+            "params": nnlab_nn::summary::group_thousands(r.params),
+        })).collect::<Vec<_>>(),
+        "total_params": nnlab_nn::summary::group_thousands(summary.total_params),
+        "total_params_raw": summary.total_params,
+        "flops_per_sample": summary.flops_per_sample,
+    }))
+}
+
+/// Everything the templates show about one trained model.
+pub fn model_json(tables: &Tables, experiment: &Experiment, out_dir: &Path) -> Result<Value> {
+    let id = &experiment.id;
+    Ok(json!({
+        "id": id,
+        "description": experiment.description,
+        "summary": summary_json(experiment)?,
+        "epochs": experiment_epochs(tables, id)?,
+        "batch_size": experiment.train.batch_size,
+        "test_acc": stat_json(&tables.stat(id, "test_acc")?),
+        "test_loss": stat_json(&tables.stat(id, "test_loss")?),
+        "epoch_seconds": stat_json(&tables.stat(id, "epoch_seconds")?),
+        "samples_per_s": stat_json(&tables.stat(id, "train_samples_per_s")?),
+        "facts": history_facts(tables, id)?,
+        "figures": history_figures(tables, experiment, out_dir)?,
+        "console_log": console_log(tables, id)?,
+    }))
+}
+
+fn experiment_epochs(tables: &Tables, id: &str) -> Result<usize> {
+    Ok(tables.curve(id, "acc")?.len())
+}

@@ -1,0 +1,145 @@
+//! The stages wired together, as the CLI runs them.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use candle_core::Device;
+
+use crate::catalogue::Catalogue;
+use crate::datasets::{DataCache, DataConfig};
+use crate::execute::run_jobs;
+use crate::manifest::{self, Hardware, RunManifest};
+use crate::plan::{plan, Job};
+use crate::profile::Profile;
+use crate::render::{render_run, RenderInput};
+use crate::store::{JobResult, RunStore};
+use crate::tables::Tables;
+
+/// Where the pipeline reads its inputs from; the defaults are the source tree's own files.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    pub catalogue: PathBuf,
+    pub profiles: PathBuf,
+    pub templates: PathBuf,
+    pub data: DataConfig,
+}
+
+impl Default for Sources {
+    fn default() -> Self {
+        Sources {
+            catalogue: Catalogue::default_dir(),
+            profiles: Profile::default_dir(),
+            templates: crate::render::default_templates_dir(),
+            data: DataConfig::in_source_tree(),
+        }
+    }
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    pub profile: String,
+    pub seed: u64,
+    pub assignments: Vec<String>,
+    pub run_dir: PathBuf,
+    pub threads: usize,
+}
+
+pub fn load_plan(sources: &Sources, profile: &str, seed: u64, assignments: &[String]) -> Result<(Profile, Vec<Job>)> {
+    let catalogue = Catalogue::load(&sources.catalogue)?;
+    let profile = Profile::load(&sources.profiles, profile)?;
+    let jobs = plan(&catalogue, &profile, seed, assignments)?;
+    Ok((profile, jobs))
+}
+
+/// Runs every missing job of the plan, aggregates all of them into the result tables and records the
+/// run manifest. Returns the manifest.
+pub fn run(sources: &Sources, request: &RunRequest) -> Result<RunManifest> {
+    let started = Instant::now();
+    let catalogue = Catalogue::load(&sources.catalogue)?;
+    let profile = Profile::load(&sources.profiles, &request.profile)?;
+    let jobs = plan(&catalogue, &profile, request.seed, &request.assignments)?;
+    let store = RunStore::open(&request.run_dir)?;
+    let (rustc, crates) = manifest::build_versions();
+    let mut run_manifest = RunManifest {
+        run_dir: request.run_dir.display().to_string(),
+        profile: profile.name.clone(),
+        profile_description: profile.description.clone(),
+        seed: request.seed,
+        assignments: assignments_of(&catalogue, &request.assignments),
+        hardware: Hardware::detect(request.threads),
+        os: manifest::os_description(),
+        rustc,
+        crates,
+        nnlab_version: env!("CARGO_PKG_VERSION").to_string(),
+        git_commit: manifest::git_commit(),
+        started_at: manifest::utc_now(),
+        finished_at: None,
+        wall_seconds: None,
+        jobs: Vec::new(),
+    };
+    store.write_json("plan.json", &jobs)?;
+    store.write_json("manifest.json", &run_manifest)?;
+
+    let mut data = DataCache::new(sources.data.clone(), Device::Cpu);
+    let outcome = run_jobs(&jobs, &store, &mut data, &Device::Cpu, request.threads)?;
+    eprintln!("{} jobs ran, {} reused from earlier runs", outcome.ran, outcome.reused);
+
+    aggregate(&store, &jobs)?;
+    run_manifest.jobs = outcome.entries;
+    run_manifest.finished_at = Some(manifest::utc_now());
+    run_manifest.wall_seconds = Some(started.elapsed().as_secs_f64());
+    store.write_json("manifest.json", &run_manifest)?;
+    Ok(run_manifest)
+}
+
+/// Collects the plan's finished jobs into the result tables.
+pub fn aggregate(store: &RunStore, jobs: &[Job]) -> Result<Tables> {
+    let results: Vec<JobResult> = jobs.iter().map(|job| store.load(job)).collect::<Result<_>>()?;
+    let mut tables = Tables::aggregate(&results)?;
+    tables.write(&store.tables_dir())?;
+    Ok(tables)
+}
+
+/// Renders the reports of a finished run into `out_dir`.
+pub fn render(sources: &Sources, run_dir: &Path, out_dir: &Path) -> Result<Vec<PathBuf>> {
+    let manifest_path = run_dir.join("manifest.json");
+    let text = std::fs::read_to_string(&manifest_path)
+        .with_context(|| format!("cannot read {} (has this run been started?)", manifest_path.display()))?;
+    let run_manifest: RunManifest =
+        serde_json::from_str(&text).with_context(|| format!("{} is not a valid run manifest", manifest_path.display()))?;
+    anyhow::ensure!(
+        run_manifest.finished_at.is_some(),
+        "the run in {} has not finished: run `nnlab run` again to complete it before rendering",
+        run_dir.display()
+    );
+    let catalogue = Catalogue::load(&sources.catalogue)?;
+    let tables = Tables::read(&run_dir.join("tables"))?;
+    let input = RenderInput { catalogue: &catalogue, tables: &tables, manifest: &run_manifest, run_dir, out_dir };
+    render_run(&input, &sources.templates)
+}
+
+/// Points `<reports>/latest` at `out_dir` (a relative symlink), replacing the previous one atomically.
+pub fn update_latest_link(out_dir: &Path) -> Result<()> {
+    let (Some(parent), Some(name)) = (out_dir.parent(), out_dir.file_name()) else { return Ok(()) };
+    let link = parent.join("latest");
+    if name == "latest" {
+        return Ok(());
+    }
+    let tmp = parent.join(format!(".latest.{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(name, &tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    std::fs::rename(&tmp, &link).with_context(|| format!("cannot update {}", link.display()))?;
+    Ok(())
+}
+
+fn assignments_of(catalogue: &Catalogue, only: &[String]) -> Vec<String> {
+    catalogue
+        .assignments
+        .iter()
+        .map(|a| a.id.clone())
+        .filter(|id| only.is_empty() || only.contains(id))
+        .collect()
+}

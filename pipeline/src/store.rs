@@ -1,0 +1,162 @@
+//! The run store: `runs/<run>/jobs/<id>/`, one directory per finished job.
+//!
+//! A job is written into `jobs/<id>.partial-<host>-<pid>/` and renamed to `jobs/<id>/` only once every
+//! file, the completion marker last, is on disk. So a job directory either holds a complete result or
+//! does not exist: a crash or `kill -9` mid-job leaves only a partial directory, which is ignored and
+//! cleaned up, and the job is simply run again.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use nnlab_nn::{EpochRecord, Evaluation};
+use serde::{Deserialize, Serialize};
+
+use crate::plan::Job;
+
+/// Written last into a job directory; its presence means the job finished.
+pub const DONE_MARKER: &str = "done.json";
+
+/// What a finished job measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobResult {
+    pub id: String,
+    pub experiment: String,
+    pub replicate: usize,
+    pub seed: u64,
+    pub history: Vec<EpochRecord>,
+    pub test: Evaluation,
+    pub params: usize,
+    pub flops_per_sample: usize,
+    pub train_samples: usize,
+    pub validation_samples: usize,
+    pub test_samples: usize,
+    /// Training samples per second over all epochs (training time only, validation excluded).
+    pub train_samples_per_s: f64,
+    pub wall_seconds: f64,
+    pub threads: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunStore {
+    root: PathBuf,
+}
+
+impl RunStore {
+    pub fn open(root: &Path) -> Result<Self> {
+        fs::create_dir_all(root.join("jobs")).with_context(|| format!("cannot create run directory {}", root.display()))?;
+        Ok(RunStore { root: root.to_path_buf() })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn tables_dir(&self) -> PathBuf {
+        self.root.join("tables")
+    }
+
+    fn job_dir(&self, id: &str) -> PathBuf {
+        self.root.join("jobs").join(id)
+    }
+
+    pub fn is_complete(&self, id: &str) -> bool {
+        self.job_dir(id).join(DONE_MARKER).is_file()
+    }
+
+    /// Stores a finished job atomically (see the module comment).
+    pub fn save(&self, job: &Job, result: &JobResult) -> Result<()> {
+        let final_dir = self.job_dir(&job.id);
+        let partial = self.root.join("jobs").join(format!("{}.partial-{}", job.id, partial_suffix()));
+        if partial.exists() {
+            fs::remove_dir_all(&partial)?;
+        }
+        fs::create_dir_all(&partial)?;
+        write_json(&partial.join("job.json"), job)?;
+        write_json(&partial.join("result.json"), result)?;
+        fs::write(partial.join("history.csv"), history_csv(&result.history))?;
+        write_json(&partial.join(DONE_MARKER), &serde_json::json!({ "id": job.id }))?;
+        sync_dir(&partial);
+        if final_dir.exists() {
+            // Another worker finished the same job first; its result is equivalent.
+            fs::remove_dir_all(&partial)?;
+            return Ok(());
+        }
+        fs::rename(&partial, &final_dir)
+            .with_context(|| format!("cannot move {} into place", partial.display()))?;
+        Ok(())
+    }
+
+    pub fn load(&self, job: &Job) -> Result<JobResult> {
+        let dir = self.job_dir(&job.id);
+        if !self.is_complete(&job.id) {
+            bail!("job {} ({} replicate {}) has not finished in {}", job.id, job.spec.experiment, job.spec.replicate, self.root.display());
+        }
+        let path = dir.join("result.json");
+        let text = fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("{} is not a valid job result", path.display()))
+    }
+
+    /// Removes partial directories left by crashed workers on this host. A partial directory of a
+    /// process that is still running (another worker sharing the run directory) is left alone.
+    pub fn clean_stale_partials(&self) -> Result<usize> {
+        let host = hostname();
+        let mut removed = 0;
+        for entry in fs::read_dir(self.root.join("jobs"))? {
+            let path = entry?.path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
+            let Some((_, suffix)) = name.split_once(".partial-") else { continue };
+            let Some((owner_host, pid)) = suffix.rsplit_once('-') else { continue };
+            let alive = pid.parse::<u32>().is_ok_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+            if owner_host == host && !alive {
+                fs::remove_dir_all(&path)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Writes a file of the run (manifest, plan) atomically.
+    pub fn write_json<T: Serialize>(&self, name: &str, value: &T) -> Result<()> {
+        write_json(&self.root.join(name), value)
+    }
+}
+
+fn partial_suffix() -> String {
+    format!("{}-{}", hostname(), std::process::id())
+}
+
+fn hostname() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().replace(['-', '/'], "_"))
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+/// Serialises to a temp file beside `path`, then renames it into place.
+pub fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<()> {
+    let text = serde_json::to_string_pretty(value)?;
+    nnlab_report::write_atomic(path, text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn sync_dir(dir: &Path) {
+    // Best effort: make the files durable before the rename publishes them.
+    if let Ok(entries) = fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if let Ok(file) = fs::File::open(entry.path()) {
+                let _ = file.sync_all();
+            }
+        }
+    }
+}
+
+fn history_csv(history: &[EpochRecord]) -> String {
+    let opt = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
+    let mut out = String::from("epoch,loss,acc,val_loss,val_acc,seconds,train_seconds\n");
+    for r in history {
+        out += &format!(
+            "{},{},{},{},{},{},{}\n",
+            r.epoch, r.loss, r.acc, opt(r.val_loss), opt(r.val_acc), r.seconds, r.train_seconds
+        );
+    }
+    out
+}

@@ -1,0 +1,240 @@
+//! The whole pipeline on the smoke profile, on real MNIST from the mirror, through the `nnlab` binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use nnlab::manifest::RunManifest;
+use nnlab::tables::Tables;
+
+/// The dataset mirror: `$NNLAB_DATA_MIRROR`, else `../shared/datasets` beside the checkout.
+fn mirror() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = std::env::var_os("NNLAB_DATA_MIRROR")
+        .map(PathBuf::from)
+        .map(|d| if d.is_relative() { root.join(d) } else { d })
+        .unwrap_or_else(|| root.join("../shared/datasets"));
+    assert!(
+        dir.join("mnist/train-images-idx3-ubyte.gz").is_file(),
+        "the integration tests need real MNIST: set NNLAB_DATA_MIRROR (looked in {})",
+        dir.display()
+    );
+    dir
+}
+
+fn nnlab(args: &[&str], extra_env: &[(&str, &Path)]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nnlab"));
+    cmd.args(args).env("NNLAB_DATA_MIRROR", mirror()).env("NNLAB_OFFLINE", "1");
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+fn run_ok(args: &[&str]) -> Output {
+    let out = nnlab(args, &[]).output().expect("nnlab runs");
+    assert!(out.status.success(), "nnlab {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn manifest(run_dir: &Path) -> RunManifest {
+    serde_json::from_str(&std::fs::read_to_string(run_dir.join("manifest.json")).unwrap()).unwrap()
+}
+
+/// The text of `<span class="answer" data-answer="ID">…</span>` in a page.
+fn answer(html: &str, id: &str) -> String {
+    let marker = format!("data-answer=\"{id}\">");
+    let start = html.find(&marker).unwrap_or_else(|| panic!("no answer {id} in the page")) + marker.len();
+    html[start..start + html[start..].find("</span>").unwrap()].to_string()
+}
+
+/// The first two decimal numbers of a text, e.g. "91.23 ± 0.45 % (n = 2)" → (91.23, 0.45).
+fn two_numbers(text: &str) -> (f64, f64) {
+    let nums: Vec<f64> = text
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .filter(|s| !s.is_empty() && s.contains('.'))
+        .map(|s| s.parse().unwrap())
+        .collect();
+    (nums[0], nums[1])
+}
+
+#[test]
+fn smoke_pipeline_end_to_end_then_a_rerun_recomputes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run_dir = tmp.path().join("run");
+    let report_dir = tmp.path().join("report");
+    let args = [
+        "run", "--profile", "smoke", "--threads", "1",
+        "--run-dir", run_dir.to_str().unwrap(), "--report-dir", report_dir.to_str().unwrap(),
+    ];
+    run_ok(&args);
+
+    let first = manifest(&run_dir);
+    assert_eq!(first.profile, "smoke");
+    assert_eq!(first.jobs.len(), 6, "3 experiments × 2 replicates");
+    assert!(first.jobs.iter().all(|j| j.status == "ran"));
+    assert_eq!(first.hardware.threads_used, 1);
+
+    // Every reported figure comes from the aggregated table.
+    let tables = Tables::read(&run_dir.join("tables")).unwrap();
+    let html = std::fs::read_to_string(report_dir.join("a1.html")).unwrap();
+    for (id, experiment) in [("a1.q5.test_acc", "a1.dense_linear"), ("a1.q10.test_acc", "a1.dense_relu")] {
+        let stat = tables.stat(experiment, "test_acc").unwrap();
+        let (mean, std) = two_numbers(&answer(&html, id));
+        assert!((mean - stat.mean * 100.0).abs() <= 0.005 + 1e-9, "{id}: page {mean} vs table {}", stat.mean);
+        assert!((std - stat.std.unwrap() * 100.0).abs() <= 0.005 + 1e-9, "{id}: page std {std}");
+        assert_eq!(stat.n, 2);
+        // 800 images and 2 epochs are far from convergence, but far above chance (10%).
+        assert!(stat.mean > 0.5, "{experiment} test accuracy {}", stat.mean);
+    }
+    let seconds = tables.stat("a1.dense_linear", "epoch_seconds").unwrap();
+    let (mean, _) = two_numbers(&answer(&html, "a1.q2.epoch_seconds"));
+    assert!((mean - seconds.mean).abs() <= 0.005 + 1e-9);
+
+    // Data preparation: the first MNIST label is 5, one-hot encoded; the profile is on the page.
+    assert!(html.contains("0 0 0 0 0 1 0 0 0 0"), "first one-hot row missing");
+    assert!(html.contains("smoke"));
+    assert!(html.contains("dense_1 (Dense)") && html.contains("203,530"));
+    assert!(report_dir.join("figures/a1.dense_relu-acc.svg").is_file());
+    let index = std::fs::read_to_string(report_dir.join("index.html")).unwrap();
+    assert!(index.contains("a1.html"));
+    let run_page = std::fs::read_to_string(report_dir.join("run.html")).unwrap();
+    assert!(run_page.contains(&first.hardware.cpu_model) && run_page.contains(&first.jobs[0].id));
+
+    // A second invocation finds every job finished and recomputes nothing.
+    let final_csv = std::fs::read_to_string(run_dir.join("tables/final.csv")).unwrap();
+    let out = run_ok(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("0 jobs ran, 6 reused"), "{stderr}");
+    assert!(manifest(&run_dir).jobs.iter().all(|j| j.status == "reused"));
+    assert_eq!(std::fs::read_to_string(run_dir.join("tables/final.csv")).unwrap(), final_csv);
+}
+
+/// Every value of every history row except the wall times, column by column, bit for bit.
+fn history_without_times(run_dir: &Path) -> Vec<Vec<Option<u64>>> {
+    let tables = Tables::read(&run_dir.join("tables")).unwrap();
+    ["replicate", "epoch", "loss", "acc", "val_loss", "val_acc"]
+        .iter()
+        .map(|name| {
+            let column = tables.history.column(name).unwrap().cast(&polars::prelude::DataType::Float64).unwrap();
+            let values = column.f64().unwrap();
+            (0..values.len()).map(|i| values.get(i).map(f64::to_bits)).collect()
+        })
+        .collect()
+}
+
+#[test]
+fn same_seed_gives_identical_history_another_seed_does_not() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |name: &str, seed: &str| {
+        let dir = tmp.path().join(name);
+        run_ok(&["run", "--profile", "smoke", "--seed", seed, "--threads", "1", "--no-render", "--run-dir", dir.to_str().unwrap()]);
+        history_without_times(&dir)
+    };
+    let a = run("a", "7");
+    let b = run("b", "7");
+    let c = run("c", "8");
+    assert_eq!(a, b, "same seed, same thread count: the histories must be identical");
+    assert_ne!(a, c, "another seed must give another history");
+}
+
+#[test]
+fn a_killed_run_resumes_without_redoing_finished_jobs() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A profile slow enough to be killed mid-run: several seconds per job.
+    let profiles = tmp.path().join("profiles");
+    std::fs::create_dir_all(&profiles).unwrap();
+    std::fs::write(
+        profiles.join("slow.toml"),
+        "name = \"slow\"\ndescription = \"kill test\"\nreplicates = 2\nmax_replicates = 2\nmax_epochs = 3\ntrain_samples = 8000\ntest_samples = 1000\n",
+    )
+    .unwrap();
+    let run_dir = tmp.path().join("run");
+    let args = [
+        "run", "--profile", "slow", "--threads", "1", "--no-render",
+        "--profiles", profiles.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap(),
+    ];
+    let mut child = nnlab(&args, &[]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+
+    let jobs_dir = run_dir.join("jobs");
+    let finished = || -> Vec<PathBuf> {
+        std::fs::read_dir(&jobs_dir)
+            .map(|d| d.flatten().map(|e| e.path()).filter(|p| p.join("done.json").is_file()).collect())
+            .unwrap_or_default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while finished().is_empty() {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before a job could be observed");
+        assert!(Instant::now() < deadline, "no job finished within 300 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(child.try_wait().unwrap().is_none(), "the run must still be going when it is killed");
+    child.kill().unwrap(); // SIGKILL: no chance to clean up
+    child.wait().unwrap();
+
+    let done_before = finished();
+    let result_before: Vec<String> = done_before.iter().map(|d| std::fs::read_to_string(d.join("result.json")).unwrap()).collect();
+    assert!(done_before.len() < 6);
+
+    run_ok(&args);
+    let m = manifest(&run_dir);
+    let reused = m.jobs.iter().filter(|j| j.status == "reused").count();
+    assert_eq!(reused, done_before.len(), "exactly the jobs finished before the kill are reused");
+    assert_eq!(m.jobs.len(), 6);
+    for (dir, before) in done_before.iter().zip(&result_before) {
+        assert_eq!(&std::fs::read_to_string(dir.join("result.json")).unwrap(), before, "a finished job was redone");
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(&jobs_dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(".partial-"))
+        .collect();
+    assert!(leftovers.is_empty(), "partial job directories were left behind");
+}
+
+fn one_line_error(out: &Output) -> String {
+    assert!(!out.status.success(), "expected a failure");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(lines.len(), 1, "expected one error line, got:\n{stderr}");
+    lines[0].to_string()
+}
+
+#[test]
+fn bad_inputs_give_one_clear_error_line() {
+    let tmp = tempfile::tempdir().unwrap();
+
+    // A malformed catalogue names its file.
+    let catalogue = tmp.path().join("catalogue");
+    std::fs::create_dir_all(&catalogue).unwrap();
+    std::fs::write(catalogue.join("a1.toml"), "id = \"a1\"\ntitle = \n").unwrap();
+    let out = nnlab(&["plan", "--catalogue", catalogue.to_str().unwrap()], &[]).output().unwrap();
+    assert!(one_line_error(&out).contains("a1.toml"));
+
+    // An unknown layer names the layer.
+    std::fs::write(
+        catalogue.join("a1.toml"),
+        "id = \"a1\"\ntitle = \"t\"\n[[experiment]]\nid = \"a1.x\"\ndescription = \"d\"\ndataset = \"mnist\"\nvalidation = \"test\"\nmodel = { input = [784], layers = [{ type = \"conv3d\" }] }\ntrain = { epochs = 1, batch_size = 8, optimizer = { name = \"sgd\" }, loss = \"categorical_crossentropy\" }\n",
+    )
+    .unwrap();
+    let out = nnlab(&["plan", "--catalogue", catalogue.to_str().unwrap()], &[]).output().unwrap();
+    assert!(one_line_error(&out).contains("conv3d"));
+
+    // An unknown profile lists the known ones.
+    let out = nnlab(&["plan", "--profile", "fastest"], &[]).output().unwrap();
+    assert!(one_line_error(&out).contains("smoke"));
+
+    // A truncated dataset file in the mirror is rejected, and nothing is left in the cache.
+    let bad_mirror = tmp.path().join("mirror");
+    let cache = tmp.path().join("cache");
+    std::fs::create_dir_all(bad_mirror.join("mnist")).unwrap();
+    for entry in std::fs::read_dir(mirror().join("mnist")).unwrap().flatten() {
+        let bytes = std::fs::read(entry.path()).unwrap();
+        std::fs::write(bad_mirror.join("mnist").join(entry.file_name()), &bytes[..bytes.len() / 2]).unwrap();
+    }
+    let out = nnlab(&["fetch", "--data-dir", cache.to_str().unwrap()], &[("NNLAB_DATA_MIRROR", &bad_mirror)]).output().unwrap();
+    let line = one_line_error(&out);
+    assert!(line.contains("idx") && line.contains(bad_mirror.to_str().unwrap()), "{line}");
+    let cached: Vec<_> = std::fs::read_dir(&cache).map(|d| d.flatten().collect()).unwrap_or_default();
+    assert!(cached.iter().all(|e| e.path().is_dir() && std::fs::read_dir(e.path()).unwrap().next().is_none()), "bad files left in the cache");
+}
