@@ -238,3 +238,20 @@ fn bad_inputs_give_one_clear_error_line() {
     let cached: Vec<_> = std::fs::read_dir(&cache).map(|d| d.flatten().collect()).unwrap_or_default();
     assert!(cached.iter().all(|e| e.path().is_dir() && std::fs::read_dir(e.path()).unwrap().next().is_none()), "bad files left in the cache");
 }
+
+#[test]
+fn single_jobs_then_a_run_reuses_them_all() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run_dir = tmp.path().join("run");
+    let ids = String::from_utf8(run_ok(&["plan", "--profile", "smoke", "--ids"]).stdout).unwrap();
+    let ids: Vec<&str> = ids.lines().collect();
+    assert_eq!(ids.len(), 6);
+    for id in &ids {
+        run_ok(&["job", id, "--profile", "smoke", "--threads", "1", "--run-dir", run_dir.to_str().unwrap()]);
+    }
+    let out = run_ok(&["run", "--profile", "smoke", "--threads", "1", "--no-render", "--run-dir", run_dir.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("0 jobs ran, 6 reused"));
+
+    let out = nnlab(&["job", "0000000000000000", "--profile", "smoke"], &[]).output().unwrap();
+    assert!(one_line_error(&out).contains("no job 0000000000000000"));
+}

@@ -86,6 +86,19 @@ enum Command {
         #[arg(long)]
         no_render: bool,
     },
+    /// Run one job of the plan into the run directory (for job arrays: `nnlab plan --ids` lists them;
+    /// a final `nnlab run` with the same options aggregates and renders, reusing every finished job)
+    Job {
+        /// The job id, as printed by `nnlab plan`
+        id: String,
+        #[command(flatten)]
+        selection: Selection,
+        /// Run directory holding the jobs and tables [default: runs/<profile>]
+        #[arg(long)]
+        run_dir: Option<PathBuf>,
+        #[command(flatten)]
+        threads: Threads,
+    },
     /// Render the reports of a finished run
     Render {
         #[command(flatten)]
@@ -191,6 +204,15 @@ fn execute(command: Command, sources: Sources) -> Result<()> {
             if !no_render {
                 render(&sources, &run_dir, &dirs.report_dir(&run_dir))?;
             }
+        }
+        Command::Job { id, selection, run_dir, threads } => {
+            let threads = set_threads(threads.threads)?;
+            let run_dir = run_dir.unwrap_or_else(|| PathBuf::from("runs").join(&selection.profile));
+            let (_, jobs) = stages::load_plan(&sources, &selection.profile, selection.seed, &selection.assignments)?;
+            let job = jobs.into_iter().find(|j| j.id == id).with_context(|| {
+                format!("no job {id} in the plan of profile {} with seed {}", selection.profile, selection.seed)
+            })?;
+            stages::run_single(&sources, &job, &run_dir, threads)?;
         }
         Command::Render { dirs, profile } => {
             let run_dir = dirs.run_dir(&profile);

@@ -94,6 +94,16 @@ pub fn run(sources: &Sources, request: &RunRequest) -> Result<RunManifest> {
     Ok(run_manifest)
 }
 
+/// Runs one job of a plan (skipped if already finished), without aggregating: for job arrays
+/// sharing a run directory.
+pub fn run_single(sources: &Sources, job: &Job, run_dir: &Path, threads: usize) -> Result<()> {
+    let store = RunStore::open(run_dir)?;
+    let mut data = DataCache::new(sources.data.clone(), Device::Cpu);
+    let outcome = run_jobs(std::slice::from_ref(job), &store, &mut data, &Device::Cpu, threads)?;
+    eprintln!("{} jobs ran, {} reused from earlier runs", outcome.ran, outcome.reused);
+    Ok(())
+}
+
 /// Collects the plan's finished jobs into the result tables.
 pub fn aggregate(store: &RunStore, jobs: &[Job]) -> Result<Tables> {
     let results: Vec<JobResult> = jobs.iter().map(|job| store.load(job)).collect::<Result<_>>()?;
