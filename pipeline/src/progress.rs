@@ -68,7 +68,7 @@ impl TrainObserver for EpochProgress<'_> {
     fn batch_done(&mut self, batch: usize, running: Evaluation) {
         if let Some(bar) = &self.bar {
             bar.set_position(batch as u64);
-            if batch % 10 == 0 {
+            if batch.is_multiple_of(10) {
                 bar.set_message(format!("loss: {:.4} - acc: {:.4}", running.loss, running.acc));
             }
         }

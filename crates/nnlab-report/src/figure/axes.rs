@@ -188,7 +188,7 @@ mod tests {
         assert_eq!(tick_label(0.30000000000000004), "0.3");
         assert_eq!(tick_label(-2.5), "-2.5");
         assert_eq!(tick_label(1e-4), "1e-4");
-        assert_eq!(tick_label(2.0000000000000003e-5), "2e-5");
+        assert_eq!(tick_label(2e-5 + 1e-20), "2e-5");
         assert_eq!(tick_label(1.5e6), "1.5e6");
     }
 

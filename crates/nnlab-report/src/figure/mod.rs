@@ -138,6 +138,11 @@ mod tests {
         }
     }
 
+    /// plotters writes each `<text>` body on its own line; joining the lines lets tests look for `>label<`.
+    fn flat(svg: &str) -> String {
+        svg.replace('\n', "")
+    }
+
     fn assert_svg(svg: &str) {
         assert!(svg.trim_start().starts_with("<svg"), "{svg}");
         assert!(svg.trim_end().ends_with("</svg>"), "{svg}");
@@ -146,7 +151,7 @@ mod tests {
     #[test]
     fn history_chart_has_title_legend_and_a_line_per_series() {
         let chart = history_chart();
-        let svg = line_chart_svg(&chart).expect("chart");
+        let svg = flat(&line_chart_svg(&chart).expect("chart"));
         assert_svg(&svg);
         assert!(svg.contains("a1.dense_relu accuracy"));
         assert!(svg.contains(">training<") && svg.contains(">validation<"));
@@ -163,14 +168,14 @@ mod tests {
 
     #[test]
     fn epoch_axis_has_integer_ticks() {
-        let svg = line_chart_svg(&history_chart()).expect("chart");
+        let svg = flat(&line_chart_svg(&history_chart()).expect("chart"));
         assert!(svg.contains(">12<"), "last epoch labelled");
         assert!(!svg.contains(">1.5<") && !svg.contains(">0.5<"));
     }
 
     #[test]
     fn log_x_sweep_draws_error_bars() {
-        let svg = line_chart_svg(&sweep_chart()).expect("chart");
+        let svg = flat(&line_chart_svg(&sweep_chart()).expect("chart"));
         assert_svg(&svg);
         assert!(svg.contains(">a3.l2<"));
         assert!(svg.contains(">1e-4<"), "decade tick labelled");
