@@ -6,7 +6,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::error::{NnError, Result};
 use crate::init::glorot_uniform;
-use crate::spec::{Activation, LayerSpec, ModelSpec};
+use crate::spec::{Activation, LayerSpec, ModelSpec, Padding};
 
 /// Whether layers that only act in training (dropout, noise) are active; in training they draw from
 /// the job's seeded RNG so that a replicate is reproducible bit for bit.
@@ -18,6 +18,9 @@ pub enum Mode<'a> {
 enum Layer {
     Flatten,
     Dense { kernel: Var, bias: Var, activation: Activation, l2: Option<f64> },
+    /// Kernel `(filters, channels, kh, kw)`, candle's layout; `pad` is (top, bottom, left, right).
+    Conv2d { kernel: Var, bias: Var, activation: Activation, l2: Option<f64>, pad: [usize; 4] },
+    MaxPool2d { pool: [usize; 2], strides: [usize; 2] },
     Dropout { rate: f64 },
     GaussianNoise { stddev: f64 },
 }
@@ -40,6 +43,9 @@ pub struct Model {
     spec: ModelSpec,
     layers: Vec<Layer>,
     device: Device,
+    /// Inputs arrive as `(batch, height, width, channels)` like Keras; candle's convolution and
+    /// pooling want channels first, so a model with such layers transposes its input once.
+    channels_first: bool,
 }
 
 impl Model {
@@ -64,11 +70,24 @@ impl Model {
                         l2,
                     }
                 }
+                LayerSpec::Conv2d { filters, kernel: [kh, kw], padding, activation, l2 } => {
+                    let channels = planned.input_shape[2];
+                    let weights = glorot_uniform(rng, kh * kw * channels, kh * kw * filters, filters * channels * kh * kw);
+                    Layer::Conv2d {
+                        kernel: Var::from_vec(weights, (filters, channels, kh, kw), device)?,
+                        bias: Var::zeros(filters, DType::F32, device)?,
+                        activation,
+                        l2,
+                        pad: same_padding(padding, kh, kw),
+                    }
+                }
+                LayerSpec::MaxPool2d { pool, strides } => Layer::MaxPool2d { pool, strides: strides.unwrap_or(pool) },
                 LayerSpec::Dropout { rate } => Layer::Dropout { rate },
                 LayerSpec::GaussianNoise { stddev } => Layer::GaussianNoise { stddev },
             });
         }
-        Ok(Model { spec: spec.clone(), layers, device: device.clone() })
+        let channels_first = layers.iter().any(|l| matches!(l, Layer::Conv2d { .. } | Layer::MaxPool2d { .. }));
+        Ok(Model { spec: spec.clone(), layers, device: device.clone(), channels_first })
     }
 
     pub fn spec(&self) -> &ModelSpec {
@@ -85,7 +104,7 @@ impl Model {
         self.layers
             .iter()
             .flat_map(|l| match l {
-                Layer::Dense { kernel, bias, .. } => vec![kernel, bias],
+                Layer::Dense { kernel, bias, .. } | Layer::Conv2d { kernel, bias, .. } => vec![kernel, bias],
                 _ => vec![],
             })
             .collect()
@@ -93,7 +112,7 @@ impl Model {
 
     /// Runs the model on a batch shaped `(batch, input...)`; the last layer's activation is left to the loss.
     pub fn forward(&self, x: &Tensor, mut mode: Mode<'_>) -> Result<Output> {
-        let mut h = x.clone();
+        let mut h = if self.channels_first { x.permute((0, 3, 1, 2))?.contiguous()? } else { x.clone() };
         let last = self.layers.len() - 1;
         for (index, layer) in self.layers.iter().enumerate() {
             h = match layer {
@@ -104,6 +123,14 @@ impl Model {
                         return Ok(Output { pre_activation: z, activation: *activation });
                     }
                     apply_activation(&z, *activation)?
+                }
+                Layer::Conv2d { kernel, bias, activation, pad, .. } => {
+                    let z = conv2d(&h, kernel.as_tensor(), *pad)?;
+                    let z = z.broadcast_add(&bias.as_tensor().reshape((1, (), 1, 1))?)?;
+                    apply_activation(&z, *activation)?
+                }
+                Layer::MaxPool2d { pool, strides } => {
+                    h.max_pool2d_with_stride((pool[0], pool[1]), (strides[0], strides[1]))?
                 }
                 Layer::Dropout { rate } => match &mut mode {
                     Mode::Train(rng) if *rate > 0.0 => dropout(&h, *rate, rng)?,
@@ -122,7 +149,7 @@ impl Model {
     pub fn l2_penalty(&self) -> Result<Option<Tensor>> {
         let mut total: Option<Tensor> = None;
         for layer in &self.layers {
-            if let Layer::Dense { kernel, l2: Some(l2), .. } = layer {
+            if let Layer::Dense { kernel, l2: Some(l2), .. } | Layer::Conv2d { kernel, l2: Some(l2), .. } = layer {
                 let term = (kernel.as_tensor().sqr()?.sum_all()? * *l2)?;
                 total = Some(match total {
                     Some(t) => (t + term)?,
@@ -132,6 +159,24 @@ impl Model {
         }
         Ok(total)
     }
+}
+
+/// TensorFlow's padding: `same` with stride 1 pads k - 1 zeros, the odd one at the bottom/right.
+fn same_padding(padding: Padding, kh: usize, kw: usize) -> [usize; 4] {
+    match padding {
+        Padding::Valid => [0; 4],
+        Padding::Same => [(kh - 1) / 2, kh / 2, (kw - 1) / 2, kw / 2],
+    }
+}
+
+/// Stride-1 convolution of an NCHW batch; uneven padding is applied explicitly because candle's
+/// conv2d pads all four sides alike.
+fn conv2d(x: &Tensor, kernel: &Tensor, [top, bottom, left, right]: [usize; 4]) -> Result<Tensor> {
+    if top == bottom && left == right && top == left {
+        return Ok(x.conv2d(kernel, top, 1, 1, 1)?);
+    }
+    let padded = x.pad_with_zeros(2, top, bottom)?.pad_with_zeros(3, left, right)?;
+    Ok(padded.conv2d(kernel, 0, 1, 1, 1)?)
 }
 
 fn apply_activation(z: &Tensor, activation: Activation) -> Result<Tensor> {
@@ -184,6 +229,29 @@ mod tests {
         assert_eq!(out.pre_activation.dims(), &[4, 3]);
         let sums = out.activated().unwrap().sum(1).unwrap().to_vec1::<f32>().unwrap();
         assert!(sums.iter().all(|s| (s - 1.0).abs() < 1e-6), "{sums:?}");
+    }
+
+    #[test]
+    fn conv_shapes_follow_the_plan_with_tf_same_padding() {
+        let spec = spec(r#"input = [7, 6, 2]
+            layers = [{ type = "conv2d", filters = 3, kernel = [2, 2], padding = "same", activation = "relu" },
+                      { type = "conv2d", filters = 4, kernel = [3, 3] },
+                      { type = "max_pool2d", pool = [2, 2] }, { type = "flatten" },
+                      { type = "dense", units = 2, activation = "softmax" }]"#);
+        let model = Model::build(&spec, &mut ChaCha8Rng::seed_from_u64(1), &Device::Cpu).unwrap();
+        assert_eq!(model.vars()[0].as_tensor().dims(), &[3, 2, 2, 2]);
+        let x = Tensor::ones((5, 7, 6, 2), DType::F32, &Device::Cpu).unwrap();
+        assert_eq!(model.forward(&x, Mode::Eval).unwrap().pre_activation.dims(), &[5, 2]);
+        assert_eq!(same_padding(Padding::Same, 2, 5), [0, 1, 2, 2]);
+    }
+
+    #[test]
+    fn even_same_padding_puts_the_extra_zeros_bottom_right() {
+        // A 2×2 all-ones kernel over a 2×2 image of ones, TF `same`: outputs 4 2 / 2 1.
+        let x = Tensor::ones((1, 1, 2, 2), DType::F32, &Device::Cpu).unwrap();
+        let k = Tensor::ones((1, 1, 2, 2), DType::F32, &Device::Cpu).unwrap();
+        let y = conv2d(&x, &k, same_padding(Padding::Same, 2, 2)).unwrap();
+        assert_eq!(y.flatten_all().unwrap().to_vec1::<f32>().unwrap(), vec![4.0, 2.0, 2.0, 1.0]);
     }
 
     #[test]

@@ -38,6 +38,26 @@ pub enum LayerSpec {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         l2: Option<f64>,
     },
+    /// 2-D convolution over an `[height, width, channels]` input, stride 1; Glorot-uniform kernel,
+    /// zero bias. `same` padding follows TensorFlow: with an even kernel the extra row and column
+    /// of zeros go at the bottom and right.
+    Conv2d {
+        filters: usize,
+        kernel: [usize; 2],
+        #[serde(default)]
+        padding: Padding,
+        #[serde(default)]
+        activation: Activation,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        l2: Option<f64>,
+    },
+    /// Max pooling with `valid` padding: a trailing row or column that does not fill a window is dropped.
+    /// The stride defaults to the pool size, as in Keras.
+    MaxPool2d {
+        pool: [usize; 2],
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        strides: Option<[usize; 2]>,
+    },
     /// Inverted dropout, active in training only.
     Dropout { rate: f64 },
     /// Additive N(0, stddev²) noise, active in training only.
@@ -53,6 +73,15 @@ pub enum Activation {
     Relu,
     Sigmoid,
     Softmax,
+}
+
+/// Convolution padding, as in Keras.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Padding {
+    #[default]
+    Valid,
+    Same,
 }
 
 /// A layer with its Keras-style name, output shape and parameter count, as computed from a spec.
@@ -74,6 +103,8 @@ impl LayerSpec {
         match self {
             LayerSpec::Flatten => "Flatten",
             LayerSpec::Dense { .. } => "Dense",
+            LayerSpec::Conv2d { .. } => "Conv2D",
+            LayerSpec::MaxPool2d { .. } => "MaxPooling2D",
             LayerSpec::Dropout { .. } => "Dropout",
             LayerSpec::GaussianNoise { .. } => "GaussianNoise",
         }
@@ -83,6 +114,8 @@ impl LayerSpec {
         match self {
             LayerSpec::Flatten => "flatten",
             LayerSpec::Dense { .. } => "dense",
+            LayerSpec::Conv2d { .. } => "conv2d",
+            LayerSpec::MaxPool2d { .. } => "max_pooling2d",
             LayerSpec::Dropout { .. } => "dropout",
             LayerSpec::GaussianNoise { .. } => "gaussian_noise",
         }
@@ -157,11 +190,7 @@ fn layer_output(layer: &LayerSpec, input: &[usize], field: &str) -> Result<(Vec<
             if *units == 0 {
                 return Err(NnError::spec(format!("{field}.units"), "must be at least 1"));
             }
-            if let Some(l2) = l2 {
-                if !(l2.is_finite() && *l2 >= 0.0) {
-                    return Err(NnError::spec(format!("{field}.l2"), format!("must be a finite factor ≥ 0, got {l2}")));
-                }
-            }
+            check_l2(*l2, field)?;
             let [fan_in] = input else {
                 return Err(NnError::spec(
                     field,
@@ -169,6 +198,38 @@ fn layer_output(layer: &LayerSpec, input: &[usize], field: &str) -> Result<(Vec<
                 ));
             };
             Ok((vec![*units], fan_in * units + units, 2 * fan_in * units))
+        }
+        LayerSpec::Conv2d { filters, kernel, padding, l2, .. } => {
+            check_l2(*l2, field)?;
+            let [h, w, c] = image_shape(input, field)?;
+            let [kh, kw] = *kernel;
+            if *filters == 0 || kh == 0 || kw == 0 {
+                return Err(NnError::spec(field, "filters and both kernel sizes must be at least 1"));
+            }
+            let (oh, ow) = match padding {
+                Padding::Same => (h, w),
+                Padding::Valid if kh <= h && kw <= w => (h - kh + 1, w - kw + 1),
+                Padding::Valid => {
+                    return Err(NnError::spec(
+                        field,
+                        format!("a {kh}×{kw} kernel does not fit a {h}×{w} input with valid padding"),
+                    ))
+                }
+            };
+            let params = kh * kw * c * filters + filters;
+            Ok((vec![oh, ow, *filters], params, 2 * kh * kw * c * filters * oh * ow))
+        }
+        LayerSpec::MaxPool2d { pool, strides } => {
+            let [h, w, c] = image_shape(input, field)?;
+            let [ph, pw] = *pool;
+            let [sh, sw] = strides.unwrap_or(*pool);
+            if ph == 0 || pw == 0 || sh == 0 || sw == 0 {
+                return Err(NnError::spec(field, "pool sizes and strides must be at least 1"));
+            }
+            if ph > h || pw > w {
+                return Err(NnError::spec(field, format!("a {ph}×{pw} pool does not fit a {h}×{w} input")));
+            }
+            Ok((vec![(h - ph) / sh + 1, (w - pw) / sw + 1, c], 0, 0))
         }
         LayerSpec::Dropout { rate } => {
             if !(0.0..1.0).contains(rate) {
@@ -182,6 +243,23 @@ fn layer_output(layer: &LayerSpec, input: &[usize], field: &str) -> Result<(Vec<
             }
             Ok((input.to_vec(), 0, 0))
         }
+    }
+}
+
+fn check_l2(l2: Option<f64>, field: &str) -> Result<()> {
+    match l2 {
+        Some(l2) if !(l2.is_finite() && l2 >= 0.0) => {
+            Err(NnError::spec(format!("{field}.l2"), format!("must be a finite factor ≥ 0, got {l2}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Convolution and pooling need an image: `[height, width, channels]`.
+fn image_shape(input: &[usize], field: &str) -> Result<[usize; 3]> {
+    match *input {
+        [h, w, c] => Ok([h, w, c]),
+        _ => Err(NnError::spec(field, format!("expects an image input [height, width, channels] but gets shape {input:?}"))),
     }
 }
 
@@ -225,6 +303,69 @@ mod tests {
             dense(10, "softmax")
         );
         assert_eq!(ModelSpec::from_toml(&text, "t").unwrap().param_count().unwrap(), 116_285);
+    }
+
+    fn conv_spec(layers: &str, input: &str) -> ModelSpec {
+        ModelSpec::from_toml(&format!("input = {input}\nlayers = [{layers}]"), "t").unwrap()
+    }
+
+    #[test]
+    fn assignment_cnns_have_keras_param_counts() {
+        // a1.cnn: 1,199,882 parameters.
+        let a1_cnn = conv_spec(
+            r#"{ type = "conv2d", filters = 32, kernel = [3, 3], activation = "relu" },
+               { type = "conv2d", filters = 64, kernel = [3, 3], activation = "relu" },
+               { type = "max_pool2d", pool = [2, 2] }, { type = "flatten" },
+               { type = "dense", units = 128, activation = "relu" },
+               { type = "dense", units = 10, activation = "softmax" }"#,
+            "[28, 28, 1]",
+        );
+        let plan = a1_cnn.plan().unwrap();
+        assert_eq!(plan[0].output_shape, vec![26, 26, 32]);
+        assert_eq!(plan[2].output_shape, vec![12, 12, 64]);
+        assert_eq!(plan[2].name, "max_pooling2d");
+        assert_eq!(plan[1].name, "conv2d_1");
+        assert_eq!(a1_cnn.param_count().unwrap(), 1_199_882);
+
+        // a1.cifar_cnn: 624,106 parameters; `same` keeps 32×32, the odd 15 is pooled down to 6.
+        let cifar = conv_spec(
+            r#"{ type = "conv2d", filters = 32, kernel = [3, 3], padding = "same", activation = "relu" },
+               { type = "conv2d", filters = 32, kernel = [3, 3], activation = "relu" },
+               { type = "max_pool2d", pool = [2, 2] }, { type = "dropout", rate = 0.25 },
+               { type = "conv2d", filters = 32, kernel = [3, 3], padding = "same", activation = "relu" },
+               { type = "conv2d", filters = 32, kernel = [3, 3], activation = "relu" },
+               { type = "max_pool2d", pool = [2, 2] }, { type = "dropout", rate = 0.25 },
+               { type = "flatten" }, { type = "dense", units = 512, activation = "relu" },
+               { type = "dropout", rate = 0.5 }, { type = "dense", units = 10, activation = "softmax" }"#,
+            "[32, 32, 3]",
+        );
+        assert_eq!(cifar.plan().unwrap()[6].output_shape, vec![6, 6, 32]);
+        assert_eq!(cifar.param_count().unwrap(), 624_106);
+
+        // tp.cnn: 5×5 same sigmoid convolutions, 366,806 parameters.
+        let tp = conv_spec(
+            r#"{ type = "conv2d", filters = 32, kernel = [5, 5], padding = "same", activation = "sigmoid" },
+               { type = "max_pool2d", pool = [2, 2] },
+               { type = "conv2d", filters = 64, kernel = [5, 5], padding = "same", activation = "sigmoid" },
+               { type = "max_pool2d", pool = [2, 2] }, { type = "flatten" },
+               { type = "dense", units = 100, activation = "sigmoid" },
+               { type = "dense", units = 10, activation = "softmax" }"#,
+            "[28, 28, 1]",
+        );
+        assert_eq!(tp.param_count().unwrap(), 366_806);
+    }
+
+    #[test]
+    fn impossible_convolutions_are_rejected() {
+        let err = ModelSpec::from_toml("input = [784]\nlayers = [{ type = \"conv2d\", filters = 2, kernel = [3, 3] }]", "m")
+            .unwrap_err();
+        assert!(err.to_string().contains("image input"), "{err}");
+        let err = ModelSpec::from_toml("input = [2, 2, 1]\nlayers = [{ type = \"conv2d\", filters = 2, kernel = [3, 3] }]", "m")
+            .unwrap_err();
+        assert!(err.to_string().contains("does not fit"), "{err}");
+        let err = ModelSpec::from_toml("input = [4, 4, 1]\nlayers = [{ type = \"max_pool2d\", pool = [5, 5] }]", "m")
+            .unwrap_err();
+        assert!(err.to_string().contains("layers[0] (max_pooling2d)"), "{err}");
     }
 
     #[test]

@@ -16,11 +16,16 @@ pub fn page(input: &RenderInput<'_>) -> Result<BuiltPage> {
     let linear = experiment("a1.dense_linear")?;
     let relu = experiment("a1.dense_relu")?;
     let softmax = experiment("a1.softmax_regression")?;
+    let cnn = experiment("a1.cnn")?;
+    let cnn_dropout = experiment("a1.cnn_dropout")?;
 
     let test_acc = |id: &str| tables.replicate_values(id, "test_acc");
     let relu_acc = tables.stat(&relu.id, "test_acc")?;
     let linear_acc = tables.stat(&linear.id, "test_acc")?;
     let softmax_acc = tables.stat(&softmax.id, "test_acc")?;
+    let cnn_acc = tables.stat(&cnn.id, "test_acc")?;
+    let dropout_acc = tables.stat(&cnn_dropout.id, "test_acc")?;
+    let epoch_seconds = |id: &str| tables.stat(id, "epoch_seconds").map(|s| s.mean);
 
     let context = json!({
         "summary": format!(
@@ -35,6 +40,14 @@ pub fn page(input: &RenderInput<'_>) -> Result<BuiltPage> {
         "q7": comparison(&test_acc(&linear.id)?, &test_acc(&softmax.id)?, linear_acc.mean - softmax_acc.mean),
         "q10": comparison(&test_acc(&relu.id)?, &test_acc(&linear.id)?, relu_acc.mean - linear_acc.mean),
         "q10_reliability": reliability(relu_acc.mean),
+        "cnn": model_json(tables, cnn, input.out_dir)?,
+        "cnn_dropout": model_json(tables, cnn_dropout, input.out_dir)?,
+        "q12": comparison(&test_acc(&cnn.id)?, &test_acc(&relu.id)?, cnn_acc.mean - relu_acc.mean),
+        "q14": reliability(cnn_acc.mean),
+        "q15": {
+            "test": comparison(&test_acc(&cnn_dropout.id)?, &test_acc(&cnn.id)?, dropout_acc.mean - cnn_acc.mean),
+            "epoch_time_ratio": epoch_seconds(&cnn_dropout.id)? / epoch_seconds(&cnn.id)?,
+        },
     });
     Ok(BuiltPage { title: format!("a1 — {}", assignment.title), context })
 }
