@@ -30,6 +30,7 @@ data:
 	$(NNLAB) fetch --dataset mnist
 
 bench:
+	$(NNLAB) bench
 	$(CARGO) run --quiet --example conv_bench -p nnlab-lowlevel
 
 clean:

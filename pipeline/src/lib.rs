@@ -3,6 +3,7 @@
 //! This crate is the only one that knows every other: data (`nnlab-data`), models and training
 //! (`nnlab-nn`) and rendering (`nnlab-report`). See DESIGN.md for the data flow.
 
+pub mod bench;
 pub mod catalogue;
 pub mod datasets;
 pub mod execute;

@@ -99,6 +99,24 @@ enum Command {
         #[command(flatten)]
         threads: Threads,
     },
+    /// Measure training throughput (samples/s) of the catalogue's models on synthetic data; writes
+    /// a Markdown and a CSV table with the machine's fingerprint
+    Bench {
+        /// Only these experiments (repeatable; default: all)
+        #[arg(long = "experiment")]
+        experiments: Vec<String>,
+        /// Minimum timed epochs per model (each 16 batches)
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Minimum timed seconds per model
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        /// Output directory for throughput.md and throughput.csv
+        #[arg(long, default_value = "reports/bench")]
+        out_dir: PathBuf,
+        #[command(flatten)]
+        threads: Threads,
+    },
     /// Render the reports of a finished run
     Render {
         #[command(flatten)]
@@ -214,6 +232,10 @@ fn execute(command: Command, sources: Sources) -> Result<()> {
             })?;
             stages::run_single(&sources, &job, &run_dir, threads)?;
         }
+        Command::Bench { experiments, runs, seconds, out_dir, threads } => {
+            let threads = set_threads(threads.threads)?;
+            bench(&sources, &experiments, runs, seconds, &out_dir, threads)?;
+        }
         Command::Render { dirs, profile } => {
             let run_dir = dirs.run_dir(&profile);
             render(&sources, &run_dir, &dirs.report_dir(&run_dir))?;
@@ -230,6 +252,33 @@ fn render(sources: &Sources, run_dir: &std::path::Path, out_dir: &std::path::Pat
     for page in pages {
         println!("wrote {}", page.display());
     }
+    Ok(())
+}
+
+fn bench(sources: &Sources, only: &[String], runs: usize, seconds: f64, out_dir: &std::path::Path, threads: usize) -> Result<()> {
+    let catalogue = nnlab::catalogue::Catalogue::load(&sources.catalogue)?;
+    let experiments: Vec<_> = catalogue.assignments.iter().flat_map(|a| &a.experiments).filter(|e| only.is_empty() || only.contains(&e.id)).collect();
+    if let Some(unknown) = only.iter().find(|id| !experiments.iter().any(|e| &e.id == *id)) {
+        anyhow::bail!("unknown experiment `{unknown}`");
+    }
+    let hardware = nnlab::manifest::Hardware::detect(threads);
+    let (rustc, _) = nnlab::manifest::build_versions();
+    let fingerprint = format!(
+        "Machine: {}, {} logical cores, {} compute threads, {} GiB; {}; {}; commit {}; {}.",
+        hardware.cpu_model, hardware.logical_cores, threads, hardware.memory_gib,
+        nnlab::manifest::os_description(), rustc, nnlab::manifest::git_commit(), nnlab::manifest::utc_now()
+    );
+    let mut rows = Vec::new();
+    for experiment in experiments {
+        let row = nnlab::bench::bench_experiment(experiment, runs, seconds)?;
+        eprintln!("{:<24} {:>10.0} samples/s (median of {})", row.experiment, row.median_samples_per_s, row.runs.len());
+        rows.push(row);
+    }
+    std::fs::create_dir_all(out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
+    let table = nnlab::bench::markdown(&rows, &fingerprint);
+    nnlab_report::write_atomic(&out_dir.join("throughput.md"), table.as_bytes())?;
+    nnlab_report::write_atomic(&out_dir.join("throughput.csv"), nnlab::bench::csv(&rows).as_bytes())?;
+    println!("{table}");
     Ok(())
 }
 

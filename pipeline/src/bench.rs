@@ -1,0 +1,111 @@
+//! Training throughput of every catalogue model on synthetic inputs of its shape and batch size:
+//! the numbers behind "performance is a feature". Only training steps are timed (no data loading,
+//! no validation), as the median of several timed epochs after a warm-up epoch.
+
+use anyhow::Result;
+use candle_core::Device;
+use nnlab_nn::{fit, rng_stream, Dataset, Model, Silent, TrainConfig};
+use rand::Rng;
+use serde::Serialize;
+
+use crate::catalogue::Experiment;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchRow {
+    pub experiment: String,
+    pub batch_size: usize,
+    pub params: usize,
+    pub flops_per_sample: usize,
+    /// Samples per second of each timed epoch.
+    pub runs: Vec<f64>,
+    pub median_samples_per_s: f64,
+}
+
+/// Batches per timed epoch: enough that per-epoch overhead (shuffling) is negligible.
+const BATCHES_PER_EPOCH: usize = 16;
+
+/// Times `experiment`'s training step: one warm-up epoch, then epochs until `min_runs` are done and
+/// `min_seconds` have passed.
+pub fn bench_experiment(experiment: &Experiment, min_runs: usize, min_seconds: f64) -> Result<BenchRow> {
+    let device = Device::Cpu;
+    let spec = &experiment.model;
+    let batch_size = experiment.train.batch_size;
+    let n = batch_size * BATCHES_PER_EPOCH;
+    let mut rng = rng_stream(0, 7);
+    let pixels: Vec<u8> = (0..n * spec.input_len()).map(|_| rng.random()).collect();
+    let labels: Vec<u8> = (0..n).map(|_| rng.random_range(0..10)).collect();
+    let data = Dataset::from_u8(&pixels, &labels, &spec.input, &device)?;
+    let model = Model::build(spec, &mut rng_stream(0, 0), &device)?;
+    let config = TrainConfig { epochs: 1, ..experiment.train.clone() };
+
+    let mut train_rng = rng_stream(0, 1);
+    fit(&model, &data, None, &config, &mut train_rng, &mut Silent)?; // warm-up
+    let mut runs = Vec::new();
+    let mut elapsed = 0.0;
+    while runs.len() < min_runs || elapsed < min_seconds {
+        let history = fit(&model, &data, None, &config, &mut train_rng, &mut Silent)?;
+        let seconds = history[0].train_seconds;
+        elapsed += seconds;
+        runs.push(n as f64 / seconds);
+    }
+    let summary = nnlab_nn::Summary::of(spec)?;
+    Ok(BenchRow {
+        experiment: experiment.id.clone(),
+        batch_size,
+        params: summary.total_params,
+        flops_per_sample: summary.flops_per_sample,
+        median_samples_per_s: median(&runs),
+        runs,
+    })
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    if sorted.len() % 2 == 0 {
+        (sorted[mid - 1] + sorted[mid]) / 2.0
+    } else {
+        sorted[mid]
+    }
+}
+
+/// The table as Markdown, headed by the machine's fingerprint.
+pub fn markdown(rows: &[BenchRow], fingerprint: &str) -> String {
+    let mut out = format!("# Training throughput\n\n{fingerprint}\n\n");
+    out += "| model | batch | params | MFLOP/sample (fwd) | samples/s (median) | runs |\n|---|---:|---:|---:|---:|---:|\n";
+    for r in rows {
+        out += &format!(
+            "| {} | {} | {} | {:.2} | {:.0} | {} |\n",
+            r.experiment,
+            r.batch_size,
+            nnlab_nn::summary::group_thousands(r.params),
+            r.flops_per_sample as f64 / 1e6,
+            r.median_samples_per_s,
+            r.runs.len()
+        );
+    }
+    out
+}
+
+pub fn csv(rows: &[BenchRow]) -> String {
+    let mut out = String::from("model,batch,params,flops_per_sample,samples_per_s_median,runs\n");
+    for r in rows {
+        out += &format!(
+            "{},{},{},{},{:.1},{}\n",
+            r.experiment, r.batch_size, r.params, r.flops_per_sample, r.median_samples_per_s, r.runs.len()
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+    }
+}
