@@ -303,3 +303,26 @@ fn single_jobs_then_a_run_reuses_them_all() {
     let out = nnlab(&["job", "0000000000000000", "--profile", "smoke"], &[]).output().unwrap();
     assert!(one_line_error(&out).contains("no job 0000000000000000"));
 }
+
+#[test]
+fn a_missing_dataset_skips_its_jobs_with_a_clear_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let catalogue = test_catalogue(tmp.path());
+    let empty = tmp.path().join("empty-mirror");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = nnlab(
+        &[
+            "run", "--profile", "smoke", "--no-render", "--catalogue", catalogue.to_str().unwrap(),
+            "--data-dir", tmp.path().join("cache").to_str().unwrap(),
+            "--run-dir", tmp.path().join("run").to_str().unwrap(),
+        ],
+        &[("NNLAB_DATA_MIRROR", &empty)],
+    )
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches("not run: dataset mnist unavailable").count(), 4, "{stderr}");
+    assert!(stderr.contains(empty.to_str().unwrap()), "the line says where it looked: {stderr}");
+    // With every job skipped there is nothing to aggregate, and that is an error, not an empty report.
+    assert!(one_line_error(&out).contains("no finished jobs"));
+}

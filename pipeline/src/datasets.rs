@@ -48,22 +48,51 @@ pub struct LoadedData {
     pub test: Dataset,
 }
 
+/// A dataset that could not be found anywhere valid: its jobs are skipped (and reported as not run)
+/// while the rest of the run goes on. Corrupt or wrong files are a different, fatal error.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("dataset {dataset} unavailable: {reason}")]
+pub struct DatasetUnavailable {
+    pub dataset: String,
+    pub reason: String,
+}
+
 /// Loads each dataset once per process, on first use.
 pub struct DataCache {
     config: DataConfig,
     device: Device,
     loaded: BTreeMap<String, LoadedData>,
+    unavailable: BTreeMap<String, DatasetUnavailable>,
 }
 
 impl DataCache {
     pub fn new(config: DataConfig, device: Device) -> Self {
-        DataCache { config, device, loaded: BTreeMap::new() }
+        DataCache { config, device, loaded: BTreeMap::new(), unavailable: BTreeMap::new() }
     }
 
+    /// The dataset, loaded on first use. An error that downcasts to [`DatasetUnavailable`] means no
+    /// copy exists anywhere; it is remembered so the lookup is not repeated for every job.
     pub fn get(&mut self, name: &str) -> Result<&LoadedData> {
+        if let Some(missing) = self.unavailable.get(name) {
+            return Err(missing.clone().into());
+        }
         if !self.loaded.contains_key(name) {
-            let data = self.load(name)?;
-            self.loaded.insert(name.to_string(), data);
+            match self.load(name) {
+                Ok(data) => {
+                    self.loaded.insert(name.to_string(), data);
+                }
+                Err(err) => {
+                    let not_found = err
+                        .downcast_ref::<nnlab_data::DataError>()
+                        .is_some_and(|e| matches!(e, nnlab_data::DataError::NotFound { .. }));
+                    if !not_found {
+                        return Err(err);
+                    }
+                    let missing = DatasetUnavailable { dataset: name.to_string(), reason: err.to_string() };
+                    self.unavailable.insert(name.to_string(), missing.clone());
+                    return Err(missing.into());
+                }
+            }
         }
         Ok(&self.loaded[name])
     }

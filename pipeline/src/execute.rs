@@ -2,12 +2,12 @@
 
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use candle_core::Device;
 use nnlab_nn::{evaluate, fit, rng_stream, Model, Summary};
 
 use crate::catalogue::Validation;
-use crate::datasets::{self, DataCache};
+use crate::datasets::{self, DataCache, DatasetUnavailable};
 use crate::manifest::JobEntry;
 use crate::plan::Job;
 use crate::progress::Progress;
@@ -18,6 +18,8 @@ pub struct Outcome {
     pub entries: Vec<JobEntry>,
     pub ran: usize,
     pub reused: usize,
+    /// Jobs skipped because their dataset could not be found anywhere.
+    pub unavailable: usize,
 }
 
 /// Runs the plan's missing jobs in order. A job that fails (bad data, divergence) stops the run with
@@ -28,11 +30,13 @@ pub fn run_jobs(jobs: &[Job], store: &RunStore, data: &mut DataCache, device: &D
     if stale > 0 {
         progress.println(format!("removed {stale} partial job directories left by an interrupted run"));
     }
-    let mut outcome = Outcome { entries: Vec::with_capacity(jobs.len()), ran: 0, reused: 0 };
+    let mut outcome = Outcome { entries: Vec::with_capacity(jobs.len()), ran: 0, reused: 0, unavailable: 0 };
     for (index, job) in jobs.iter().enumerate() {
         let label = format!("{} #{}", job.spec.experiment, job.spec.replicate);
-        let reused = store.is_complete(&job.id);
-        if !reused {
+        let status = if store.is_complete(&job.id) {
+            outcome.reused += 1;
+            "reused".to_string()
+        } else {
             progress.job_started(&label);
             progress.println(format!(
                 "[{}/{}] {label} (job {}, seed {})",
@@ -41,24 +45,33 @@ pub fn run_jobs(jobs: &[Job], store: &RunStore, data: &mut DataCache, device: &D
                 job.id,
                 job.spec.seed
             ));
-            let result = run_one(job, store, data, device, threads, &progress)
-                .with_context(|| format!("job {} ({label}) failed; nothing was stored for it", job.id))?;
-            store.save(job, &result)?;
-            progress.println(format!(
-                "  test_loss: {:.4} - test_acc: {:.4} - {:.0} samples/s",
-                result.test.loss, result.test.acc, result.train_samples_per_s
-            ));
-            outcome.ran += 1;
-        } else {
-            outcome.reused += 1;
-        }
+            match run_one(job, store, data, device, threads, &progress) {
+                Ok(result) => {
+                    store.save(job, &result)?;
+                    progress.println(format!(
+                        "  test_loss: {:.4} - test_acc: {:.4} - {:.0} samples/s",
+                        result.test.loss, result.test.acc, result.train_samples_per_s
+                    ));
+                    outcome.ran += 1;
+                    "ran".to_string()
+                }
+                Err(err) if err.downcast_ref::<DatasetUnavailable>().is_some() => {
+                    progress.println(format!("  not run: {err}"));
+                    outcome.unavailable += 1;
+                    format!("not run: {err}")
+                }
+                Err(err) => {
+                    return Err(err.context(format!("job {} ({label}) failed; nothing was stored for it", job.id)))
+                }
+            }
+        };
         progress.job_finished();
         outcome.entries.push(JobEntry {
             id: job.id.clone(),
             experiment: job.spec.experiment.clone(),
             replicate: job.spec.replicate,
             seed: job.spec.seed,
-            status: if reused { "reused" } else { "ran" }.into(),
+            status,
         });
     }
     progress.finish();

@@ -85,8 +85,12 @@ pub fn run(sources: &Sources, request: &RunRequest) -> Result<RunManifest> {
     let mut data = DataCache::new(sources.data.clone(), Device::Cpu);
     let outcome = run_jobs(&jobs, &store, &mut data, &Device::Cpu, request.threads)?;
     eprintln!("{} jobs ran, {} reused from earlier runs", outcome.ran, outcome.reused);
+    if outcome.unavailable > 0 {
+        eprintln!("{} jobs not run: their dataset is unavailable (see above); their questions render as not run", outcome.unavailable);
+    }
 
-    aggregate(&store, &jobs)?;
+    let finished: Vec<Job> = jobs.iter().filter(|j| store.is_complete(&j.id)).cloned().collect();
+    aggregate(&store, &finished)?;
     run_manifest.jobs = outcome.entries;
     run_manifest.finished_at = Some(manifest::utc_now());
     run_manifest.wall_seconds = Some(started.elapsed().as_secs_f64());
