@@ -137,6 +137,11 @@ fn smoke_pipeline_end_to_end_then_a_rerun_recomputes_nothing() {
     assert!(html.contains("smoke"));
     assert!(html.contains("dense_1 (Dense)") && html.contains("203,530"));
     assert!(report_dir.join("figures/a1.dense_relu-acc.svg").is_file());
+    // Exercise 3's worked example is computed by the run and printed step by step.
+    for anchor in ["a1.q20", "a1.q21", "a1.q22", "a1.q23", "a1.q24", "a1.q25"] {
+        assert!(html.contains(&format!("id=\"{anchor}\"")), "{anchor} missing");
+    }
+    assert!(html.contains("0.09 0.24 0.67"), "stable softmax of extreme inputs missing");
     let index = std::fs::read_to_string(report_dir.join("index.html")).unwrap();
     assert!(index.contains("a1.html"));
     let run_page = std::fs::read_to_string(report_dir.join("run.html")).unwrap();

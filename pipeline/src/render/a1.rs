@@ -44,6 +44,8 @@ pub fn page(input: &RenderInput<'_>) -> Result<BuiltPage> {
         "cnn_dropout": model_json(tables, cnn_dropout, input.out_dir)?,
         "q12": comparison(&test_acc(&cnn.id)?, &test_acc(&relu.id)?, cnn_acc.mean - relu_acc.mean),
         "q14": reliability(cnn_acc.mean),
+        // Exercise 3 needs no training: it is computed here, from the run seed.
+        "lowlevel": nnlab_lowlevel::worked_example(input.manifest.seed)?,
         "q15": {
             "test": comparison(&test_acc(&cnn_dropout.id)?, &test_acc(&cnn.id)?, dropout_acc.mean - cnn_acc.mean),
             "epoch_time_ratio": epoch_seconds(&cnn_dropout.id)? / epoch_seconds(&cnn.id)?,

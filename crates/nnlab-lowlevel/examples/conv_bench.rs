@@ -1,0 +1,53 @@
+//! The hand-written convolution against candle's on the shape of a1.cnn's second layer:
+//! a 32 × 28 × 28 input and 64 filters of 3 × 3 (valid, stride 1). Prints a Markdown row and a CSV line.
+//!
+//! `cargo run --example conv_bench -p nnlab-lowlevel`
+
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
+use ndarray::{Array3, Array4};
+use nnlab_lowlevel::{conv2d, ConvOptions};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+const RUNS: usize = 7;
+
+/// Median wall time of `RUNS` calls after one warm-up call, in milliseconds.
+fn median_ms(mut f: impl FnMut()) -> f64 {
+    f();
+    let mut times: Vec<f64> = (0..RUNS)
+        .map(|_| {
+            let started = Instant::now();
+            f();
+            started.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[RUNS / 2]
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let (channels, side, filters, k) = (32, 28, 64, 3);
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let input: Vec<f32> = (0..channels * side * side).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let kernel: Vec<f32> = (0..filters * channels * k * k).map(|_| rng.random_range(-1.0..1.0)).collect();
+
+    let input_array = Array3::from_shape_vec((channels, side, side), input.clone())?;
+    let kernel_array = Array4::from_shape_vec((filters, channels, k, k), kernel.clone())?;
+    let input_tensor = Tensor::from_vec(input, (1, channels, side, side), &Device::Cpu)?;
+    let kernel_tensor = Tensor::from_vec(kernel, (filters, channels, k, k), &Device::Cpu)?;
+
+    let hand = median_ms(|| {
+        conv2d(&input_array, &kernel_array, None, ConvOptions::default()).expect("valid shapes");
+    });
+    let candle = median_ms(|| {
+        input_tensor.conv2d(&kernel_tensor, 0, 1, 1, 1).expect("valid shapes");
+    });
+    let shape = format!("{channels}×{side}×{side} * {filters}×{channels}×{k}×{k}");
+    println!("| op | shape | hand-written ms | candle ms | hand-written / candle |");
+    println!("|---|---|---:|---:|---:|");
+    println!("| conv2d | {shape} | {hand:.2} | {candle:.2} | {:.1}× |", hand / candle);
+    println!("csv: conv2d,{shape},{hand:.3},{candle:.3},{:.2}", hand / candle);
+    Ok(())
+}
