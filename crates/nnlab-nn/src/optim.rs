@@ -109,6 +109,9 @@ impl Optimizer {
         let lr = self.current_lr();
         for (index, var) in vars.iter().enumerate() {
             let Some(grad) = grads.get(var.as_tensor()) else { continue };
+            // Gradients still reference the forward graph; state kept across steps must not, or
+            // every step's activations would stay alive through the running averages.
+            let grad = &grad.detach();
             let update = match self.spec {
                 OptimizerSpec::Sgd { .. } => (grad * lr)?,
                 OptimizerSpec::Rmsprop { rho, epsilon, .. } => {
