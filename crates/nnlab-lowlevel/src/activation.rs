@@ -88,7 +88,9 @@ mod tests {
             "softmax: the input vector is empty"
         );
         assert_eq!(
-            softmax(&array![0.0, f32::INFINITY]).unwrap_err().to_string(),
+            softmax(&array![0.0, f32::INFINITY])
+                .unwrap_err()
+                .to_string(),
             "softmax: value inf at index 1 is not finite"
         );
     }
@@ -101,7 +103,11 @@ mod tests {
             let size = random_size(&mut rng, 1, 20);
             let values = random_array(&mut rng, size) * scale;
             let probabilities = softmax(&values).unwrap();
-            assert_close(&probabilities, &candle_reference::softmax(&values), "softmax");
+            assert_close(
+                &probabilities,
+                &candle_reference::softmax(&values),
+                "softmax",
+            );
             assert!((probabilities.sum() - 1.0).abs() < 1e-5);
         }
     }

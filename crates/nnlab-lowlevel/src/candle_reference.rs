@@ -104,7 +104,13 @@ pub fn normalise_maps(stack: &Array3<f32>) -> Array3<f32> {
     let (maps, height, width) = stack.dim();
     let flat = tensor(stack).reshape((maps, height * width)).unwrap();
     let centred = flat.broadcast_sub(&flat.mean_keepdim(1).unwrap()).unwrap();
-    let std = centred.sqr().unwrap().mean_keepdim(1).unwrap().sqrt().unwrap();
+    let std = centred
+        .sqr()
+        .unwrap()
+        .mean_keepdim(1)
+        .unwrap()
+        .sqrt()
+        .unwrap();
     let normalised = centred.broadcast_div(&std).unwrap();
     stack_from_batch(&normalised.reshape((1, maps, height, width)).unwrap())
 }

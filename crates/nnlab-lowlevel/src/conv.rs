@@ -144,7 +144,13 @@ mod tests {
         let input = as_stack(&array![[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]]);
         // Not symmetric, so a flipped kernel would give a different answer.
         let filters = Array4::from_shape_vec((1, 1, 2, 2), vec![1.0, 0.0, 0.0, -1.0]).unwrap();
-        let output = conv2d(&input, &filters, Some(&array![10.0]), ConvOptions::default()).unwrap();
+        let output = conv2d(
+            &input,
+            &filters,
+            Some(&array![10.0]),
+            ConvOptions::default(),
+        )
+        .unwrap();
         assert_eq!(output, array![[[6.0, 6.0], [6.0, 6.0]]]);
     }
 
@@ -165,24 +171,37 @@ mod tests {
     #[test]
     fn bad_shapes_are_errors_naming_the_shapes() {
         let input = Array3::zeros((3, 5, 5));
-        let error = conv2d(&input, &Array4::zeros((2, 1, 3, 3)), None, ConvOptions::default())
-            .unwrap_err();
+        let error = conv2d(
+            &input,
+            &Array4::zeros((2, 1, 3, 3)),
+            None,
+            ConvOptions::default(),
+        )
+        .unwrap_err();
         assert_eq!(
             error.to_string(),
             "conv2d: input 3 × 5 × 5 (C × H × W) and filters 2 × 1 × 3 × 3 (F × C × kh × kw) have different channel counts"
         );
 
         let filters = Array4::zeros((2, 3, 3, 3));
-        let error = conv2d(&input, &filters, Some(&array![1.0]), ConvOptions::default())
-            .unwrap_err();
+        let error =
+            conv2d(&input, &filters, Some(&array![1.0]), ConvOptions::default()).unwrap_err();
         assert_eq!(
             error.to_string(),
             "conv2d: the bias has 1 values but 2 are needed for filters 2 × 3 × 3 × 3"
         );
 
-        let error = conv2d(&input, &Array4::zeros((1, 3, 6, 3)), None, ConvOptions::default())
-            .unwrap_err();
-        assert_eq!(error.to_string(), "conv2d: window 6 × 3 does not fit in the input maps 5 × 5");
+        let error = conv2d(
+            &input,
+            &Array4::zeros((1, 3, 6, 3)),
+            None,
+            ConvOptions::default(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "conv2d: window 6 × 3 does not fit in the input maps 5 × 5"
+        );
 
         let options = ConvOptions {
             stride: 0,
@@ -211,8 +230,10 @@ mod tests {
             let width = random_size(&mut rng, min_width, 8);
 
             let input = random_array(&mut rng, (channels, height, width));
-            let filters =
-                random_array(&mut rng, (filter_count, channels, kernel_height, kernel_width));
+            let filters = random_array(
+                &mut rng,
+                (filter_count, channels, kernel_height, kernel_width),
+            );
             let bias = random_bool(&mut rng).then(|| random_array(&mut rng, filter_count));
 
             let ours = conv2d(&input, &filters, bias.as_ref(), options).unwrap();

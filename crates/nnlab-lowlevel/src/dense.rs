@@ -73,7 +73,7 @@ impl Dense {
     }
 
     /// Flattens `stack` (see [`flatten`]) and maps it to the layer's outputs: output i is
-    /// bias[i] + Σⱼ weights[i, j] · x[j].
+    /// `bias[i] + Σⱼ weights[i, j] · x[j]`.
     ///
     /// # Errors
     /// The stack does not hold as many values as the layer has inputs.
@@ -120,12 +120,16 @@ mod tests {
     #[test]
     fn flattens_channels_first_then_rows() {
         let stack = Array3::from_shape_fn((2, 2, 2), |(c, r, col)| (c * 100 + r * 10 + col) as f32);
-        assert_eq!(flatten(&stack), array![0.0, 1.0, 10.0, 11.0, 100.0, 101.0, 110.0, 111.0]);
+        assert_eq!(
+            flatten(&stack),
+            array![0.0, 1.0, 10.0, 11.0, 100.0, 101.0, 110.0, 111.0]
+        );
     }
 
     #[test]
     fn computes_weights_times_input_plus_bias() {
-        let layer = Dense::new(array![[1.0, 0.0, 2.0], [0.0, -1.0, 0.0]], array![0.5, 1.0]).unwrap();
+        let layer =
+            Dense::new(array![[1.0, 0.0, 2.0], [0.0, -1.0, 0.0]], array![0.5, 1.0]).unwrap();
         let output = layer.forward(&array![[[1.0, 2.0, 3.0]]]).unwrap();
         assert_eq!(output, array![7.5, -1.0]);
     }
@@ -144,7 +148,9 @@ mod tests {
     #[test]
     fn wrong_sizes_are_errors() {
         assert_eq!(
-            Dense::new(Array2::zeros((3, 4)), Array1::zeros(2)).unwrap_err().to_string(),
+            Dense::new(Array2::zeros((3, 4)), Array1::zeros(2))
+                .unwrap_err()
+                .to_string(),
             "dense: the bias has 2 values but 3 are needed for weights 3 × 4 (outputs × inputs)"
         );
         let layer = Dense::glorot_uniform(8, 3, 1).unwrap();

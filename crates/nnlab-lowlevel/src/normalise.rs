@@ -57,12 +57,18 @@ mod tests {
             assert!(mean.abs() < 1e-6 && (std - 1.0).abs() < 1e-6);
         }
         // Mean 20, population std 10 (a sample std would be 11.5).
-        assert_eq!(normalised.index_axis(Axis(0), 1), array![[-1.0, -1.0], [1.0, 1.0]]);
+        assert_eq!(
+            normalised.index_axis(Axis(0), 1),
+            array![[-1.0, -1.0], [1.0, 1.0]]
+        );
     }
 
     #[test]
     fn constant_maps_become_zeros_not_nan() {
-        let stack = array![[[0.1, 0.1, 0.1], [0.1, 0.1, 0.1]], [[-3.0, -3.0, -3.0], [-3.0, -3.0, -3.0]]];
+        let stack = array![
+            [[0.1, 0.1, 0.1], [0.1, 0.1, 0.1]],
+            [[-3.0, -3.0, -3.0], [-3.0, -3.0, -3.0]]
+        ];
         assert_eq!(normalise_maps(&stack), Array3::<f32>::zeros((2, 2, 3)));
         assert_eq!(normalise_maps(&array![[[7.0]]]), array![[[0.0]]]);
     }
@@ -74,10 +80,18 @@ mod tests {
             // At least two values per map: a random map of one value is constant, where candle
             // gives 0 / 0.
             let height = random_size(&mut rng, 1, 10);
-            let shape = (random_size(&mut rng, 1, 4), height, random_size(&mut rng, 2, 10));
+            let shape = (
+                random_size(&mut rng, 1, 4),
+                height,
+                random_size(&mut rng, 2, 10),
+            );
             let stack = random_array(&mut rng, shape);
             let ours = normalise_maps(&stack);
-            assert_close(&ours, &candle_reference::normalise_maps(&stack), "normalise_maps");
+            assert_close(
+                &ours,
+                &candle_reference::normalise_maps(&stack),
+                "normalise_maps",
+            );
         }
     }
 }

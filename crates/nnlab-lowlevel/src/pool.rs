@@ -103,18 +103,25 @@ mod tests {
             extent: (1, 2),
             stride: (1, 1),
         };
-        assert_eq!(max_pool2d(&stack, options).unwrap(), array![[[5.0, 5.0, 2.0]]]);
+        assert_eq!(
+            max_pool2d(&stack, options).unwrap(),
+            array![[[5.0, 5.0, 2.0]]]
+        );
     }
 
     #[test]
     fn bad_windows_are_errors() {
         let stack = Array3::zeros((2, 2, 5));
         assert_eq!(
-            max_pool2d(&stack, PoolOptions::square(3)).unwrap_err().to_string(),
+            max_pool2d(&stack, PoolOptions::square(3))
+                .unwrap_err()
+                .to_string(),
             "max_pool2d: window 3 × 3 does not fit in the input maps 2 × 5"
         );
         assert_eq!(
-            max_pool2d(&stack, PoolOptions::square(0)).unwrap_err().to_string(),
+            max_pool2d(&stack, PoolOptions::square(0))
+                .unwrap_err()
+                .to_string(),
             "max_pool2d: each side of the window must be at least 1"
         );
         let options = PoolOptions {
@@ -142,7 +149,11 @@ mod tests {
             );
             let stack = random_array(&mut rng, shape);
             let ours = max_pool2d(&stack, options).unwrap();
-            assert_close(&ours, &candle_reference::max_pool2d(&stack, options), "max_pool2d");
+            assert_close(
+                &ours,
+                &candle_reference::max_pool2d(&stack, options),
+                "max_pool2d",
+            );
         }
     }
 }

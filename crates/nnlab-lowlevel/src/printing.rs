@@ -19,7 +19,11 @@ pub fn shape_text(dims: &[usize]) -> String {
 /// their sign, so a matrix does not show a confusing "-0.00".
 pub fn number_text(value: f32) -> String {
     let text = format!("{value:.DECIMALS$}");
-    if text.trim_start_matches('-').chars().all(|c| c == '0' || c == '.') {
+    if text
+        .trim_start_matches('-')
+        .chars()
+        .all(|c| c == '0' || c == '.')
+    {
         text.trim_start_matches('-').to_string()
     } else {
         text
@@ -95,7 +99,11 @@ impl PrintedStack {
             .outer_iter()
             .enumerate()
             .map(|(index, map)| {
-                format!("{} ({map_shape})\n{}", heading(index), matrix_text(map, width))
+                format!(
+                    "{} ({map_shape})\n{}",
+                    heading(index),
+                    matrix_text(map, width)
+                )
             })
             .collect();
         Self {
@@ -161,7 +169,10 @@ mod tests {
         let stack = Array3::from_shape_vec((2, 1, 2), vec![1.0, 2.0, 3.0, 4.0]).unwrap();
         let printed = PrintedStack::new(&stack, |i| format!("map {i}"));
         assert_eq!(printed.shape, "2 × 1 × 2");
-        assert_eq!(printed.text, "map 0 (1 × 2)\n1.00 2.00\n\nmap 1 (1 × 2)\n3.00 4.00");
+        assert_eq!(
+            printed.text,
+            "map 0 (1 × 2)\n1.00 2.00\n\nmap 1 (1 × 2)\n3.00 4.00"
+        );
     }
 
     #[test]

@@ -256,8 +256,12 @@ fn cross_image() -> Array3<f32> {
     let arm = 1..IMAGE_SIZE - 1;
     let mut image = Array3::zeros((CROSS_INTENSITIES.len(), IMAGE_SIZE, IMAGE_SIZE));
     for (mut channel, &intensity) in image.outer_iter_mut().zip(CROSS_INTENSITIES.iter()) {
-        channel.slice_mut(s![middle.clone(), arm.clone()]).fill(intensity);
-        channel.slice_mut(s![arm.clone(), middle.clone()]).fill(intensity);
+        channel
+            .slice_mut(s![middle.clone(), arm.clone()])
+            .fill(intensity);
+        channel
+            .slice_mut(s![arm.clone(), middle.clone()])
+            .fill(intensity);
     }
     image
 }
@@ -279,13 +283,17 @@ fn filter_bank(sharpen: &Array2<f32>, blur: &Array2<f32>, channels: usize) -> Ar
     let mut filters = Array4::zeros((FILTER_NAMES.len(), channels, rows, cols));
     for channel in 0..channels {
         filters.slice_mut(s![0, channel, .., ..]).assign(sharpen);
-        filters.slice_mut(s![1, channel, .., ..]).assign(&blur_per_channel);
+        filters
+            .slice_mut(s![1, channel, .., ..])
+            .assign(&blur_per_channel);
     }
     filters
 }
 
 fn filter_heading(index: usize) -> String {
-    FILTER_NAMES.get(index).map_or_else(|| format!("map {index}"), |name| name.to_string())
+    FILTER_NAMES
+        .get(index)
+        .map_or_else(|| format!("map {index}"), |name| name.to_string())
 }
 
 fn conv_step(input_shape: &[usize], filters: &Array4<f32>, output: &Array3<f32>) -> ConvStep {
@@ -340,10 +348,17 @@ fn map_stats(before: &Array3<f32>, after: &Array3<f32>) -> Vec<MapStats> {
 }
 
 fn softmax_step(probabilities: &Array1<f32>) -> SoftmaxStep {
-    let (most_likely, &largest) = probabilities
-        .iter()
-        .enumerate()
-        .fold((0, &f32::NEG_INFINITY), |best, item| if item.1 > best.1 { item } else { best });
+    let (most_likely, &largest) =
+        probabilities
+            .iter()
+            .enumerate()
+            .fold((0, &f32::NEG_INFINITY), |best, item| {
+                if item.1 > best.1 {
+                    item
+                } else {
+                    best
+                }
+            });
     SoftmaxStep {
         probabilities: PrintedVector::new(probabilities),
         sum: format!("{:.6}", probabilities.sum()),
@@ -390,9 +405,18 @@ mod tests {
     #[test]
     fn pool_3x3_drops_the_trailing_rows_and_columns() {
         let example = worked_example(1).unwrap();
-        assert_eq!((example.pool_2x2.rows_used, example.pool_2x2.rows_dropped), (8, 0));
-        assert_eq!((example.pool_3x3.rows_used, example.pool_3x3.rows_dropped), (6, 2));
-        assert_eq!((example.pool_3x3.cols_used, example.pool_3x3.cols_dropped), (6, 2));
+        assert_eq!(
+            (example.pool_2x2.rows_used, example.pool_2x2.rows_dropped),
+            (8, 0)
+        );
+        assert_eq!(
+            (example.pool_3x3.rows_used, example.pool_3x3.rows_dropped),
+            (6, 2)
+        );
+        assert_eq!(
+            (example.pool_3x3.cols_used, example.pool_3x3.cols_dropped),
+            (6, 2)
+        );
     }
 
     #[test]
@@ -417,7 +441,10 @@ mod tests {
     fn normalised_maps_have_mean_zero_and_std_one() {
         let example = worked_example(1).unwrap();
         for map in &example.normalise.maps {
-            assert_eq!((map.mean_after.as_str(), map.std_after.as_str()), ("0.00", "1.00"));
+            assert_eq!(
+                (map.mean_after.as_str(), map.std_after.as_str()),
+                ("0.00", "1.00")
+            );
         }
     }
 
@@ -429,7 +456,10 @@ mod tests {
         let again = worked_example(1).unwrap();
         assert_eq!(example.dense.output, again.dense.output);
         assert_eq!(example.softmax, again.softmax);
-        assert_ne!(example.dense.output, worked_example(2).unwrap().dense.output);
+        assert_ne!(
+            example.dense.output,
+            worked_example(2).unwrap().dense.output
+        );
     }
 
     #[test]
@@ -437,7 +467,11 @@ mod tests {
         let example = worked_example(1).unwrap();
         for case in &example.softmax_stability {
             assert_eq!(case.stable_sum, "1.000000");
-            let expected = if case.input.values[0] > 0.0 { "0.09 0.24 0.67" } else { "0.67 0.24 0.09" };
+            let expected = if case.input.values[0] > 0.0 {
+                "0.09 0.24 0.67"
+            } else {
+                "0.67 0.24 0.09"
+            };
             assert_eq!(case.stable.text, expected);
             assert!(case.naive.values.iter().all(|p| p.is_nan()));
         }
