@@ -18,6 +18,7 @@ help:
 	@echo "make test                                         unit and integration tests (smoke profile, real MNIST)"
 	@echo "make data                                         verify or download the datasets into data/"
 	@echo "make bench                                        throughput benchmarks"
+	@echo "make bench-peer                                   the same models under Keras/TensorFlow (needs pip)"
 	@echo "make clean                                        remove runs/ and reports/"
 
 reports:
@@ -35,3 +36,11 @@ bench:
 
 clean:
 	rm -rf runs reports
+
+# The Keras/TensorFlow peer, for side-by-side throughput (optional; the pipeline never needs Python).
+PEER_VENV ?= .venv-peer
+.PHONY: bench-peer
+bench-peer:
+	test -x $(PEER_VENV)/bin/python || (python3 -m venv $(PEER_VENV) && $(PEER_VENV)/bin/pip install tensorflow-cpu)
+	$(NNLAB) bench --out-dir reports/bench
+	$(PEER_VENV)/bin/python bench/keras_peer.py | tee reports/bench/keras_peer.jsonl
