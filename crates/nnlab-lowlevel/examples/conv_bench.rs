@@ -1,9 +1,10 @@
 //! The hand-written convolution against candle's at about the size of a1.cnn's second layer
-//! (which sees 32 × 26 × 26): a 32 × 28 × 28 input and 64 filters of 3 × 3 (valid, stride 1). Prints a Markdown row and a
-//! CSV line with the median time of each.
+//! (which sees 32 × 26 × 26): a 32 × 28 × 28 input and 64 filters of 3 × 3, valid, stride 1.
+//! Prints a Markdown row and a CSV line with the median time of each, after one warm-up call.
 //!
 //! The hand-written loop runs on one core and visits every product one by one; candle lowers
-//! the convolution to a matrix product over all cores, so a large ratio is expected.
+//! the convolution to matrix products (im2col + gemm) spread over its threads, so a large ratio
+//! is expected. The thread count is printed beside the table for that reason.
 //!
 //! `cargo run --example conv_bench -p nnlab-lowlevel`
 
@@ -55,15 +56,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .expect("valid shapes");
     });
     let shape = format!("{channels}×{side}×{side} * {filters}×{channels}×{k}×{k}");
+    let ratio = hand / candle;
+    println!(
+        "conv2d, hand-written (1 thread) vs candle ({} threads), median of {RUNS} runs:",
+        candle_core::utils::get_num_threads()
+    );
+    println!();
     println!("| op | shape | hand-written ms | candle ms | hand-written / candle |");
     println!("|---|---|---:|---:|---:|");
-    println!(
-        "| conv2d | {shape} | {hand:.2} | {candle:.2} | {:.1}× |",
-        hand / candle
-    );
-    println!(
-        "csv: conv2d,{shape},{hand:.3},{candle:.3},{:.2}",
-        hand / candle
-    );
+    println!("| conv2d | {shape} | {hand:.2} | {candle:.2} | {ratio:.1}× |");
+    println!();
+    println!("op,shape,hand_written_ms,candle_ms,ratio");
+    println!("conv2d,{shape},{hand:.3},{candle:.3},{ratio:.2}");
     Ok(())
 }

@@ -78,6 +78,13 @@ mod tests {
             assert!((probabilities.sum() - 1.0).abs() < 1e-6);
         }
         assert_eq!(softmax(&array![1000.0, -1000.0]).unwrap(), array![1.0, 0.0]);
+        // exp(0) and exp(-1) over their sum; exp(-2000) underflows to 0, which is right to f32
+        // precision and does no harm since the largest term keeps the sum at least 1.
+        assert_close(
+            &softmax(&array![1000.0, 999.0, -1000.0]).unwrap(),
+            &array![0.731_058_6, 0.268_941_43, 0.0],
+            "softmax",
+        );
     }
 
     #[test]
