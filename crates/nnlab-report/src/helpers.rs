@@ -140,14 +140,12 @@ impl MeanStd {
                     format!("{name} has `std` null although n = {n}"),
                 ))
             }
-            Some(value) => Some(
-                value
-                    .as_f64()
-                    .filter(|std| *std >= 0.0)
-                    .ok_or_else(|| {
-                        helper_error(h, format!("{name} has `std` {value}, expected a number ≥ 0"))
-                    })?,
-            ),
+            Some(value) => Some(value.as_f64().filter(|std| *std >= 0.0).ok_or_else(|| {
+                helper_error(
+                    h,
+                    format!("{name} has `std` {value}, expected a number ≥ 0"),
+                )
+            })?),
             None => {
                 return Err(helper_error(
                     h,
@@ -180,7 +178,11 @@ impl HelperDef for AnswerSpan {
             .ok_or_else(|| {
                 helper_error(
                     h,
-                    format!("{} is {}, expected an answer id string", param_name(id_param), id_param.value()),
+                    format!(
+                        "{} is {}, expected an answer id string",
+                        param_name(id_param),
+                        id_param.value()
+                    ),
                 )
             })?;
         let text_param = present_param(h, 1)?;
@@ -190,7 +192,10 @@ impl HelperDef for AnswerSpan {
             other => {
                 return Err(helper_error(
                     h,
-                    format!("{} is {other}, expected formatted text", param_name(text_param)),
+                    format!(
+                        "{} is {other}, expected formatted text",
+                        param_name(text_param)
+                    ),
                 ))
             }
         };
@@ -210,11 +215,15 @@ struct CompareBlock {
 
 impl CompareBlock {
     fn greater() -> Self {
-        CompareBlock { holds: |a, b| a > b }
+        CompareBlock {
+            holds: |a, b| a > b,
+        }
     }
 
     fn less() -> Self {
-        CompareBlock { holds: |a, b| a < b }
+        CompareBlock {
+            holds: |a, b| a < b,
+        }
     }
 }
 
@@ -230,7 +239,10 @@ impl HelperDef for CompareBlock {
         if !h.is_block() {
             return Err(helper_error(
                 h,
-                format!("is a block helper: write {{{{#{0} a b}}}}…{{{{/{0}}}}}", h.name()),
+                format!(
+                    "is a block helper: write {{{{#{0} a b}}}}…{{{{/{0}}}}}",
+                    h.name()
+                ),
             ));
         }
         let a = number_param(h, 0)?;
@@ -251,9 +263,7 @@ impl HelperDef for CompareBlock {
 fn fixed(x: f64, decimals: usize) -> String {
     let text = format!("{x:.decimals$}");
     match text.strip_prefix('-') {
-        Some(magnitude) if magnitude.chars().all(|c| c == '0' || c == '.') => {
-            magnitude.to_string()
-        }
+        Some(magnitude) if magnitude.chars().all(|c| c == '0' || c == '.') => magnitude.to_string(),
         _ => text,
     }
 }
@@ -278,7 +288,11 @@ fn number_param(h: &Helper<'_>, index: usize) -> Result<f64, RenderError> {
     param.value().as_f64().ok_or_else(|| {
         helper_error(
             h,
-            format!("{} is {}, expected a number", param_name(param), param.value()),
+            format!(
+                "{} is {}, expected a number",
+                param_name(param),
+                param.value()
+            ),
         )
     })
 }
@@ -349,9 +363,15 @@ mod tests {
             "three": {"mean": 0.923_14, "std": 0.001_23, "n": 3},
             "one": {"mean": 0.923_14, "std": null, "n": 1},
         });
-        assert_eq!(rendered("{{mean_std three 4}}", &data), "0.9231 ± 0.0012 (n = 3)");
+        assert_eq!(
+            rendered("{{mean_std three 4}}", &data),
+            "0.9231 ± 0.0012 (n = 3)"
+        );
         assert_eq!(rendered("{{mean_std one 4}}", &data), "0.9231 (n = 1)");
-        assert_eq!(rendered("{{pct_mean_std three 2}}", &data), "92.31 ± 0.12 % (n = 3)");
+        assert_eq!(
+            rendered("{{pct_mean_std three 2}}", &data),
+            "92.31 ± 0.12 % (n = 3)"
+        );
         assert_eq!(rendered("{{pct_mean_std one 2}}", &data), "92.31 % (n = 1)");
     }
 
@@ -419,6 +439,9 @@ mod tests {
 
     #[test]
     fn escaping_keeps_markdown_readable() {
-        assert_eq!(escape_html(r#"a<b & "c" = d"#), "a&lt;b &amp; &quot;c&quot; = d");
+        assert_eq!(
+            escape_html(r#"a<b & "c" = d"#),
+            "a&lt;b &amp; &quot;c&quot; = d"
+        );
     }
 }

@@ -114,7 +114,11 @@ mod tests {
 
     #[test]
     fn inline_html_spans_pass_through() {
-        let html = markdown_to_html(r#"Accuracy <span class="answer" data-answer="x">0.98</span>."#);
-        assert!(html.contains(r#"<span class="answer" data-answer="x">0.98</span>"#), "{html}");
+        let html =
+            markdown_to_html(r#"Accuracy <span class="answer" data-answer="x">0.98</span>."#);
+        assert!(
+            html.contains(r#"<span class="answer" data-answer="x">0.98</span>"#),
+            "{html}"
+        );
     }
 }

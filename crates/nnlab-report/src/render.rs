@@ -77,6 +77,7 @@ struct LayoutContext<'a> {
 ///
 /// Strict mode is on: a template that names a field the context lacks is an error naming the
 /// template, line and field, never an empty spot where a number should be.
+#[derive(Debug)]
 pub struct Renderer {
     registry: Handlebars<'static>,
     templates_dir: PathBuf,
@@ -96,16 +97,16 @@ impl Renderer {
         let mut sources: BTreeMap<String, PathBuf> = BTreeMap::new();
         for path in files_in(templates_dir)? {
             if file_name(&path).ends_with(PAGE_TEMPLATE_SUFFIX) {
-                sources_insert(&mut sources, template_name(&path), path)?;
+                insert_source(&mut sources, template_name(&path), path)?;
             }
         }
         let partials_dir = templates_dir.join(PARTIALS_DIR);
         if partials_dir.is_dir() {
             for path in files_in(&partials_dir)? {
-                sources_insert(&mut sources, template_name(&path), path)?;
+                insert_source(&mut sources, template_name(&path), path)?;
             }
         }
-        sources_insert(
+        insert_source(
             &mut sources,
             LAYOUT_TEMPLATE.to_string(),
             templates_dir.join(LAYOUT_FILE),
@@ -166,8 +167,14 @@ impl Renderer {
             path: out_dir.to_path_buf(),
             source,
         })?;
-        write(&out_dir.join(format!("{}.md", page.name)), markdown.as_bytes())?;
-        write(&out_dir.join(format!("{}.html", page.name)), html.as_bytes())?;
+        write(
+            &out_dir.join(format!("{}.md", page.name)),
+            markdown.as_bytes(),
+        )?;
+        write(
+            &out_dir.join(format!("{}.html", page.name)),
+            html.as_bytes(),
+        )?;
         write(&out_dir.join(STYLESHEET_FILE), self.stylesheet.as_bytes())
     }
 
@@ -201,7 +208,7 @@ impl Renderer {
 }
 
 /// Records `name → path`, refusing a second file under the same name.
-fn sources_insert(
+fn insert_source(
     sources: &mut BTreeMap<String, PathBuf>,
     name: String,
     path: PathBuf,
@@ -252,10 +259,7 @@ fn template_name(path: &Path) -> String {
 }
 
 fn is_file_stem(name: &str) -> bool {
-    !name.is_empty()
-        && name != "."
-        && name != ".."
-        && !name.contains(['/', '\\'])
+    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\'])
 }
 
 fn read(path: &Path) -> Result<String> {
@@ -360,7 +364,9 @@ mod tests {
     fn renders_markdown_with_partials_and_helpers() {
         let templates = templates_dir();
         let renderer = Renderer::new(templates.path()).expect("renderer");
-        let markdown = renderer.render_markdown("page", &context()).expect("render");
+        let markdown = renderer
+            .render_markdown("page", &context())
+            .expect("render");
         assert!(markdown.contains("| dense_relu | 203530 |"), "{markdown}");
         assert!(markdown.contains("97.89 ± 0.11 % (n = 3)"), "{markdown}");
     }
@@ -390,7 +396,10 @@ mod tests {
         let renderer = Renderer::new(templates.path()).expect("renderer");
         for name in ["absent", LAYOUT_TEMPLATE] {
             let error = renderer.render_markdown(name, &context()).expect_err(name);
-            assert!(matches!(error, ReportError::UnknownTemplate { .. }), "{error}");
+            assert!(
+                matches!(error, ReportError::UnknownTemplate { .. }),
+                "{error}"
+            );
         }
     }
 
@@ -400,7 +409,9 @@ mod tests {
         let renderer = Renderer::new(templates.path()).expect("renderer");
         let out = tempfile::tempdir().expect("out dir");
         let out_dir = out.path().join("reports");
-        renderer.render_page(&page(context()), &out_dir).expect("render page");
+        renderer
+            .render_page(&page(context()), &out_dir)
+            .expect("render page");
 
         let markdown = fs::read_to_string(out_dir.join("t.md")).expect("markdown");
         assert!(markdown.starts_with("# Results"), "{markdown}");
@@ -411,7 +422,10 @@ mod tests {
         assert!(html.contains("<a href=\"index.html\">"), "{html}");
         assert!(html.contains("<table>"), "{html}");
         assert!(html.contains(r#"<h1 id="results">Results</h1>"#), "{html}");
-        assert!(html.contains(r#"data-answer="t.q1.acc">97.89 ± 0.11 % (n = 3)</span>"#), "{html}");
+        assert!(
+            html.contains(r#"data-answer="t.q1.acc">97.89 ± 0.11 % (n = 3)</span>"#),
+            "{html}"
+        );
         assert!(out_dir.join(STYLESHEET_FILE).is_file());
     }
 
@@ -433,7 +447,9 @@ mod tests {
         let out = tempfile::tempdir().expect("out dir");
         let mut page = page(context());
         page.name = "../escape".to_string();
-        let error = renderer.render_page(&page, out.path()).expect_err("bad name");
+        let error = renderer
+            .render_page(&page, out.path())
+            .expect_err("bad name");
         assert!(matches!(error, ReportError::PageName(_)), "{error}");
     }
 
@@ -455,22 +471,33 @@ mod tests {
         };
         renderer.render_index(&index, out.path()).expect("index");
         let html = fs::read_to_string(out.path().join("index.html")).expect("index html");
-        assert!(html.contains(r#"<a href="a1.html">a1</a>: MNIST &amp; CIFAR-10"#), "{html}");
+        assert!(
+            html.contains(r#"<a href="a1.html">a1</a>: MNIST &amp; CIFAR-10"#),
+            "{html}"
+        );
         assert!(!html.contains("manifest"), "{html}");
         assert!(!html.contains("<a href=\"index.html\">"), "{html}");
 
         index.manifest_href = Some("manifest.html".to_string());
         renderer.render_index(&index, out.path()).expect("index");
         let html = fs::read_to_string(out.path().join("index.html")).expect("index html");
-        assert!(html.contains(r#"<a href="manifest.html">manifest</a>"#), "{html}");
+        assert!(
+            html.contains(r#"<a href="manifest.html">manifest</a>"#),
+            "{html}"
+        );
     }
 
     #[test]
     fn a_bad_template_is_a_one_line_error_naming_the_file() {
         let templates = templates_dir();
-        fs::write(templates.path().join("broken.md.hbs"), "{{#if x}}never closed")
-            .expect("write");
-        let error = Renderer::new(templates.path()).err().expect("parse error").to_string();
+        fs::write(
+            templates.path().join("broken.md.hbs"),
+            "{{#if x}}never closed",
+        )
+        .expect("write");
+        let error = Renderer::new(templates.path())
+            .expect_err("parse error")
+            .to_string();
         assert!(error.contains("broken.md.hbs"), "{error}");
         assert!(!error.contains('\n'), "{error}");
     }
@@ -479,8 +506,11 @@ mod tests {
     fn a_partial_may_not_shadow_a_page_template() {
         let templates = templates_dir();
         fs::write(templates.path().join("partials/page.md.hbs"), "x").expect("write");
-        let error = Renderer::new(templates.path()).err().expect("duplicate");
-        assert!(matches!(error, ReportError::DuplicateTemplate { .. }), "{error}");
+        let error = Renderer::new(templates.path()).expect_err("duplicate");
+        assert!(
+            matches!(error, ReportError::DuplicateTemplate { .. }),
+            "{error}"
+        );
     }
 
     #[test]
@@ -488,7 +518,7 @@ mod tests {
         for file in [LAYOUT_FILE, STYLESHEET_FILE] {
             let templates = templates_dir();
             fs::remove_file(templates.path().join(file)).expect("remove");
-            let error = Renderer::new(templates.path()).err().expect(file).to_string();
+            let error = Renderer::new(templates.path()).expect_err(file).to_string();
             assert!(error.contains(file), "{error}");
         }
     }
@@ -519,7 +549,9 @@ mod tests {
             profile: "smoke".to_string(),
             generated_at: "2025-01-01 12:00 UTC".to_string(),
         };
-        renderer.render_page(&sample, out.path()).expect("sample page");
+        renderer
+            .render_page(&sample, out.path())
+            .expect("sample page");
         let html = fs::read_to_string(out.path().join("sample.html")).expect("sample html");
         assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
         assert!(html.contains("<meta charset=\"utf-8\">"), "{html}");
@@ -528,7 +560,10 @@ mod tests {
         assert!(html.contains("Sample report"), "{html}");
         assert!(html.contains("2025-01-01 12:00 UTC"), "{html}");
         assert!(html.contains("href=\"index.html\""), "{html}");
-        assert!(html.contains(r#"data-answer="s.q1.acc">92.31 % (n = 1)</span>"#), "{html}");
+        assert!(
+            html.contains(r#"data-answer="s.q1.acc">92.31 % (n = 1)</span>"#),
+            "{html}"
+        );
 
         let index = SiteIndex {
             title: "nnlab reports".to_string(),
@@ -541,7 +576,9 @@ mod tests {
             }],
             manifest_href: Some("manifest.html".to_string()),
         };
-        renderer.render_index(&index, out.path()).expect("index page");
+        renderer
+            .render_index(&index, out.path())
+            .expect("index page");
         let html = fs::read_to_string(out.path().join("index.html")).expect("index html");
         assert!(html.contains("href=\"sample.html\""), "{html}");
         assert!(html.contains("One sample."), "{html}");

@@ -20,6 +20,9 @@ pub(super) struct Axes {
     pub x: Range<f64>,
     pub y: Range<f64>,
     pub x_ticks: usize,
+    /// Label every x tick as `1e-4`: a log axis reaching beyond everyday magnitudes would
+    /// otherwise mix `1e-5` with `0.01`.
+    pub x_exponents: bool,
     pub legend: SeriesLabelPosition,
 }
 
@@ -47,9 +50,16 @@ impl Axes {
         } else {
             MAX_TICKS
         };
+        let x_exponents = log_x && !(is_everyday(x.start) && is_everyday(x.end));
         let y = padded(y_min, y_max);
         let legend = emptiest_corner(series, &x, &y, log_x);
-        Axes { x, y, x_ticks, legend }
+        Axes {
+            x,
+            y,
+            x_ticks,
+            x_exponents,
+            legend,
+        }
     }
 }
 
@@ -129,7 +139,11 @@ fn emptiest_corner(
             .iter()
             .filter(|&&(sx, sy)| {
                 let in_x = if right { sx > 1.0 - width } else { sx < width };
-                let in_y = if upper { sy > 1.0 - height } else { sy < height };
+                let in_y = if upper {
+                    sy > 1.0 - height
+                } else {
+                    sy < height
+                };
                 in_x && in_y
             })
             .count()
@@ -140,20 +154,29 @@ fn emptiest_corner(
         .map_or(SeriesLabelPosition::UpperRight, |(position, _, _)| position)
 }
 
+/// Magnitudes that read well as plain decimals.
+fn is_everyday(value: f64) -> bool {
+    (1e-3..1e5).contains(&value.abs())
+}
+
 /// A tick label: plain decimals for everyday magnitudes, `1e-4` style for the rest, with
 /// trailing zeros trimmed (plotters' steps are sums of floats such as 0.30000000000000004).
 pub(super) fn tick_label(value: f64) -> String {
-    let magnitude = value.abs();
     if value == 0.0 {
         "0".to_string()
-    } else if (1e-3..1e5).contains(&magnitude) {
+    } else if is_everyday(value) {
         trim_zeros(&format!("{value:.4}")).to_string()
     } else {
-        let text = format!("{value:.3e}");
-        match text.split_once('e') {
-            Some((mantissa, exponent)) => format!("{}e{exponent}", trim_zeros(mantissa)),
-            None => text,
-        }
+        exponent_label(value)
+    }
+}
+
+/// A tick label in `1.5e-4` style.
+pub(super) fn exponent_label(value: f64) -> String {
+    let text = format!("{value:.3e}");
+    match text.split_once('e') {
+        Some((mantissa, exponent)) => format!("{}e{exponent}", trim_zeros(mantissa)),
+        None => text,
     }
 }
 
@@ -175,7 +198,11 @@ mod tests {
             label: "s".to_string(),
             points: points
                 .iter()
-                .map(|&(x, mean)| Point { x, mean, std: Some(0.01) })
+                .map(|&(x, mean)| Point {
+                    x,
+                    mean,
+                    std: Some(0.01),
+                })
                 .collect(),
             dashed: false,
         }
@@ -190,6 +217,7 @@ mod tests {
         assert_eq!(tick_label(1e-4), "1e-4");
         assert_eq!(tick_label(2e-5 + 1e-20), "2e-5");
         assert_eq!(tick_label(1.5e6), "1.5e6");
+        assert_eq!(exponent_label(0.01), "1e-2");
     }
 
     #[test]
@@ -204,6 +232,9 @@ mod tests {
     fn log_range_stays_positive() {
         let axes = Axes::fit(&[series(&[(1e-5, 0.9), (1e-2, 0.8)])], true);
         assert!(axes.x.start > 0.0 && axes.x.start < 1e-5 && axes.x.end > 1e-2);
+        assert!(axes.x_exponents);
+        let batch_sizes = Axes::fit(&[series(&[(16.0, 0.9), (512.0, 0.8)])], true);
+        assert!(!batch_sizes.x_exponents);
         let single = Axes::fit(&[series(&[(1e-3, 0.9)])], true);
         assert!(single.x.start > 0.0 && single.x.start < 1e-3 && single.x.end > 1e-3);
     }

@@ -7,7 +7,7 @@ use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
-use super::axes::{tick_label, Axes};
+use super::axes::{exponent_label, tick_label, Axes};
 use super::{LineChart, Series};
 
 const SIZE: (u32, u32) = (640, 400);
@@ -51,6 +51,13 @@ where
     X: AsRangedCoord<Value = f64>,
     X::CoordDescType: ValueFormatter<f64>,
 {
+    let x_label = |x: &f64| {
+        if axes.x_exponents {
+            exponent_label(*x)
+        } else {
+            tick_label(*x)
+        }
+    };
     let root = SVGBackend::with_string(svg, SIZE).into_drawing_area();
     root.fill(&WHITE)?;
     let mut plot = ChartBuilder::on(&root)
@@ -64,7 +71,7 @@ where
         .y_desc(chart.y_label.as_str())
         .x_labels(axes.x_ticks)
         .y_labels(8)
-        .x_label_formatter(&|x| tick_label(*x))
+        .x_label_formatter(&x_label)
         .y_label_formatter(&|y| tick_label(*y))
         .label_style((FONT, 12))
         .axis_desc_style((FONT, 13))
@@ -117,8 +124,8 @@ fn draw_mean<'a, X: Ranged<ValueType = f64>>(
 }
 
 /// A translucent ±std band behind a curve; a point without std contributes zero width.
-fn draw_band<X: Ranged<ValueType = f64>>(
-    plot: &mut Chart<'_, '_, X>,
+fn draw_band<'a, 'b: 'a, X: Ranged<ValueType = f64>>(
+    plot: &mut Chart<'a, 'b, X>,
     series: &Series,
     colour: RGBColor,
     y: &Range<f64>,
@@ -126,20 +133,30 @@ fn draw_band<X: Ranged<ValueType = f64>>(
     if series.points.iter().all(|p| p.std.is_none()) {
         return Ok(());
     }
-    let upper = series.points.iter().map(|p| (p.x, p.mean + p.std.unwrap_or(0.0)));
-    let lower = series.points.iter().rev().map(|p| (p.x, p.mean - p.std.unwrap_or(0.0)));
+    let upper = series
+        .points
+        .iter()
+        .map(|p| (p.x, p.mean + p.std.unwrap_or(0.0)));
+    let lower = series
+        .points
+        .iter()
+        .rev()
+        .map(|p| (p.x, p.mean - p.std.unwrap_or(0.0)));
     // Clamped to the plot so the polygon never spills over the frame.
     let outline: Vec<(f64, f64)> = upper
         .chain(lower)
         .map(|(x, v)| (x, v.clamp(y.start, y.end)))
         .collect();
-    plot.draw_series(std::iter::once(Polygon::new(outline, colour.mix(0.18).filled())))?;
+    plot.draw_series(std::iter::once(Polygon::new(
+        outline,
+        colour.mix(0.18).filled(),
+    )))?;
     Ok(())
 }
 
 /// A vertical ±std bar with caps at every point that has a std.
-fn draw_error_bars<X: Ranged<ValueType = f64>>(
-    plot: &mut Chart<'_, '_, X>,
+fn draw_error_bars<'a, 'b: 'a, X: Ranged<ValueType = f64>>(
+    plot: &mut Chart<'a, 'b, X>,
     series: &Series,
     colour: RGBColor,
 ) -> Result<(), DrawError> {
@@ -154,8 +171,10 @@ fn draw_error_bars<X: Ranged<ValueType = f64>>(
             .map(|&(x, low, high)| PathElement::new(vec![(x, low), (x, high)], style)),
     )?;
     // Caps are a fixed width in pixels, which on a log axis no data-space width could give.
-    plot.draw_series(bars.iter().flat_map(|&(x, low, high)| [(x, low), (x, high)]).map(
-        |end| EmptyElement::at(end) + PathElement::new(vec![(-4, 0), (4, 0)], style),
-    ))?;
+    plot.draw_series(
+        bars.iter()
+            .flat_map(|&(x, low, high)| [(x, low), (x, high)])
+            .map(|end| EmptyElement::at(end) + PathElement::new(vec![(-4, 0), (4, 0)], style)),
+    )?;
     Ok(())
 }

@@ -178,7 +178,10 @@ mod tests {
         let svg = flat(&line_chart_svg(&sweep_chart()).expect("chart"));
         assert_svg(&svg);
         assert!(svg.contains(">a3.l2<"));
-        assert!(svg.contains(">1e-4<"), "decade tick labelled");
+        assert!(
+            svg.contains(">1e-4<") && svg.contains(">1e-2<"),
+            "decades in one style"
+        );
         assert_eq!(svg.matches("<polygon").count(), 0, "no band on a sweep");
     }
 
@@ -203,7 +206,10 @@ mod tests {
         let mut chart = history_chart();
         chart.series.iter_mut().for_each(|s| s.points.clear());
         let error = line_chart_svg(&chart).expect_err("empty").to_string();
-        assert!(error.contains("a1.dense_relu accuracy") && error.contains("no points"), "{error}");
+        assert!(
+            error.contains("a1.dense_relu accuracy") && error.contains("no points"),
+            "{error}"
+        );
         chart.series.clear();
         assert!(line_chart_svg(&chart).is_err());
     }
