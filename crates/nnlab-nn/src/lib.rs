@@ -4,6 +4,7 @@
 pub mod data;
 pub mod error;
 pub mod init;
+pub mod kernels;
 pub mod loss;
 pub mod model;
 pub mod optim;

@@ -172,11 +172,7 @@ fn same_padding(padding: Padding, kh: usize, kw: usize) -> [usize; 4] {
 /// Stride-1 convolution of an NCHW batch; uneven padding is applied explicitly because candle's
 /// conv2d pads all four sides alike.
 fn conv2d(x: &Tensor, kernel: &Tensor, [top, bottom, left, right]: [usize; 4]) -> Result<Tensor> {
-    if top == bottom && left == right && top == left {
-        return Ok(x.conv2d(kernel, top, 1, 1, 1)?);
-    }
-    let padded = x.pad_with_zeros(2, top, bottom)?.pad_with_zeros(3, left, right)?;
-    Ok(padded.conv2d(kernel, 0, 1, 1, 1)?)
+    Ok(crate::kernels::conv::conv2d(x, kernel, [top, bottom, left, right])?)
 }
 
 fn apply_activation(z: &Tensor, activation: Activation) -> Result<Tensor> {
