@@ -5,6 +5,8 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
+use crate::manifest::Digest;
+
 /// Everything that can go wrong while reading the manifest, locating a file or parsing a dataset.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
@@ -91,6 +93,21 @@ pub enum DataError {
         expected_rows: usize,
         expected_cols: usize,
     },
+
+    /// A gzip-compressed tar archive is corrupt, or does not hold the members its manifest entry lists.
+    #[error("{}: {problem}", path.display())]
+    Archive {
+        path: PathBuf,
+        problem: ArchiveProblem,
+    },
+
+    /// A verified archive member does not hold what its dataset's format requires.
+    #[error("{}: member {member}: {detail}", path.display())]
+    ArchiveContent {
+        path: PathBuf,
+        member: String,
+        detail: String,
+    },
 }
 
 /// One place a dataset file was looked for, and why it was not taken.
@@ -118,6 +135,8 @@ pub enum LookupFailure {
         found: String,
     },
     Download(String),
+    /// An archive checked by its members (a download) failed that check.
+    Archive(ArchiveProblem),
     /// The place was not consulted; the text says why and how to enable it.
     Skipped(&'static str),
 }
@@ -136,7 +155,74 @@ impl fmt::Display for LookupFailure {
             }
             Self::Sha256Mismatch { found } => write!(f, "sha256 mismatch (found {found})"),
             Self::Download(message) => write!(f, "download error: {message}"),
+            Self::Archive(problem) => write!(f, "{problem}"),
             Self::Skipped(reason) => write!(f, "{reason}"),
+        }
+    }
+}
+
+/// What is wrong with a gzip-compressed tar archive whose members the manifest lists.
+#[derive(Debug)]
+pub enum ArchiveProblem {
+    /// The gzip or tar stream cannot be read to its end; `at` says where, e.g. "in member x.bin".
+    Corrupt { at: String, source: io::Error },
+    /// A listed member is not a file in the archive.
+    MissingMember { member: String, expected: Digest },
+    /// A listed member holds another number of bytes than listed.
+    MemberSize {
+        member: String,
+        found: u64,
+        expected: Digest,
+    },
+    /// A listed member has the listed size but other bytes.
+    MemberSha256 {
+        member: String,
+        found: String,
+        expected: Digest,
+    },
+    /// A listed member is in the archive more than once, so which copy counts would be ambiguous.
+    DuplicateMember { member: String },
+    /// A reader needs a member that the caller's list gives no size and SHA-256 for.
+    UnlistedMember { member: String },
+}
+
+impl fmt::Display for ArchiveProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let listed = |expected: &Digest| {
+            format!(
+                "expected {} bytes with sha256 {}",
+                expected.size, expected.sha256
+            )
+        };
+        match self {
+            Self::Corrupt { at, source } => write!(
+                f,
+                "gzip or tar data is corrupt or cut off {at} ({source}), expected a complete .tar.gz archive"
+            ),
+            Self::MissingMember { member, expected } => {
+                write!(f, "member {member} is missing, {}", listed(expected))
+            }
+            Self::MemberSize {
+                member,
+                found,
+                expected,
+            } => write!(f, "member {member} is {found} bytes, {}", listed(expected)),
+            Self::MemberSha256 {
+                member,
+                found,
+                expected,
+            } => write!(
+                f,
+                "member {member} has sha256 {found}, {}",
+                listed(expected)
+            ),
+            Self::DuplicateMember { member } => {
+                write!(f, "member {member} appears more than once, expected it once")
+            }
+            Self::UnlistedMember { member } => write!(
+                f,
+                "member {member} is needed but no size and sha256 are listed for it, so it cannot be verified"
+            ),
         }
     }
 }

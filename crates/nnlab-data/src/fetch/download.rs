@@ -6,12 +6,15 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::archive;
 use crate::error::LookupFailure;
 use crate::fetch::verify::{check_digest, copy_hashing};
 use crate::manifest::Verification;
+use crate::DataError;
 
 /// Downloads `url` to `destination`. The bytes go to a temporary file beside it, which is renamed
-/// only once the download is complete and matches `verification`; on any failure it is removed.
+/// only once the download is complete and matches `verification` (for an archive checked by its
+/// members: once every listed member has matched); on any failure it is removed.
 pub(crate) fn download(
     url: &str,
     destination: &Path,
@@ -41,8 +44,14 @@ pub(crate) fn download(
     };
     let found = copy_hashing(body, partial.file_mut(), limit)
         .map_err(|err| failed("transfer failed", &err))?;
-    if let Verification::WholeFile(expected) = verification {
-        check_digest(&found, expected)?;
+    match verification {
+        Verification::WholeFile(expected) => check_digest(&found, expected)?,
+        // A cached archive is later trusted to exist only, so nothing unverified may get there.
+        Verification::Members(members) => archive::verify_members(partial.path(), members)
+            .map_err(|err| match err {
+                DataError::Archive { problem, .. } => LookupFailure::Archive(problem),
+                other => failed("cannot read the download back", &other),
+            })?,
     }
     partial
         .persist(destination)
@@ -98,6 +107,10 @@ impl PartialFile {
             file: Some(file),
             persisted: false,
         })
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
     }
 
     fn file_mut(&mut self) -> &mut File {

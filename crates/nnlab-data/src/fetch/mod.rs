@@ -61,7 +61,8 @@ impl Fetcher {
     ///
     /// A cached copy that fails verification is removed (and said so on stderr) before the lookup
     /// goes on; a mirror copy is never modified. Entries verified by their members (archives that
-    /// mirrors repack) are only checked to exist here: their reader checks the members.
+    /// mirrors repack) are only checked to exist here, as their reader checks the members while it
+    /// unpacks them; a download of one is kept only once its members have matched.
     pub fn locate(&self, entry: &FileEntry) -> Result<PathBuf, DataError> {
         let mut attempts = Vec::new();
 
@@ -442,6 +443,58 @@ mod tests {
             ..entry_for(CONTENT, vec![])
         };
         assert_eq!(setup.fetcher.locate(&entry).unwrap(), mirrored);
+    }
+
+    #[test]
+    fn downloaded_archive_is_kept_only_once_its_members_match() {
+        use crate::archive::test_files::{listing, tar_gz};
+
+        let good = tar_gz(&[("dir/inner.bin", b"inner"), ("dir/other.txt", b"x")]);
+        let wrong = tar_gz(&[("dir/inner.bin", b"INNER")]);
+        let base = serve(vec![
+            ("/cut", 200, good.len(), good[..good.len() / 2].to_vec()),
+            ("/wrong", 200, wrong.len(), wrong),
+            ("/good", 200, good.len(), good.clone()),
+        ]);
+        let urls: Vec<String> = ["cut", "wrong"]
+            .iter()
+            .map(|r| format!("{base}/{r}"))
+            .collect();
+        let mut setup = Setup::new();
+        setup.fetcher.mirror = None;
+        setup.fetcher.downloads = true;
+        let entry = FileEntry {
+            verification: Verification::Members(listing(&[("dir/inner.bin", b"inner")])),
+            ..entry_for(CONTENT, urls.clone())
+        };
+
+        let message = setup.fetcher.locate(&entry).unwrap_err().to_string();
+        assert!(
+            message.contains(&format!("{} (download error: transfer failed: ", urls[0])),
+            "{message}"
+        );
+        assert!(
+            message.contains(&format!(
+                "{} (member dir/inner.bin has sha256 {}, expected 5 bytes with sha256 {})",
+                urls[1],
+                hex::encode(Sha256::digest(b"INNER")),
+                hex::encode(Sha256::digest(b"inner")),
+            )),
+            "{message}"
+        );
+        assert!(
+            setup.cache_listing().is_empty(),
+            "left behind: {:?}",
+            setup.cache_listing()
+        );
+
+        let entry = FileEntry {
+            urls: vec![format!("{base}/good")],
+            ..entry
+        };
+        let path = setup.fetcher.locate(&entry).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), good);
+        assert_eq!(setup.cache_listing(), vec!["toy.gz".to_string()]);
     }
 
     #[test]
