@@ -107,7 +107,7 @@ fn smoke_pipeline_end_to_end_then_a_rerun_recomputes_nothing() {
 
     let first = manifest(&run_dir);
     assert_eq!(first.profile, "smoke");
-    assert_eq!(first.jobs.len(), 10, "5 experiments × 2 replicates");
+    assert_eq!(first.jobs.len(), 12, "6 experiments × 2 replicates");
     assert!(first.jobs.iter().all(|j| j.status == "ran"));
     assert_eq!(first.hardware.threads_used, 1);
 
@@ -119,14 +119,20 @@ fn smoke_pipeline_end_to_end_then_a_rerun_recomputes_nothing() {
         ("a1.q10.test_acc", "a1.dense_relu"),
         ("a1.q13.test_acc", "a1.cnn"),
         ("a1.q15.test_acc", "a1.cnn_dropout"),
+        ("a1.q17.test_acc", "a1.cifar_cnn"),
     ] {
         let stat = tables.stat(experiment, "test_acc").unwrap();
         let (mean, std) = two_numbers(&answer(&html, id));
         assert!((mean - stat.mean * 100.0).abs() <= 0.005 + 1e-9, "{id}: page {mean} vs table {}", stat.mean);
         assert!((std - stat.std.unwrap() * 100.0).abs() <= 0.005 + 1e-9, "{id}: page std {std}");
         assert_eq!(stat.n, 2);
-        // 800 images and 2 epochs are far from convergence, but above chance (10%).
-        assert!(stat.mean > 0.3, "{experiment} test accuracy {}", stat.mean);
+        // 800 images and 2 epochs are far from convergence; MNIST models are already well above
+        // chance (10%). CIFAR-10 at RMSprop's 1e-4 barely moves in that time, so only its range is checked.
+        if experiment.ends_with("cifar_cnn") {
+            assert!((0.0..=1.0).contains(&stat.mean));
+        } else {
+            assert!(stat.mean > 0.3, "{experiment} test accuracy {}", stat.mean);
+        }
     }
     let seconds = tables.stat("a1.dense_linear", "epoch_seconds").unwrap();
     let (mean, _) = two_numbers(&answer(&html, "a1.q2.epoch_seconds"));
@@ -151,7 +157,7 @@ fn smoke_pipeline_end_to_end_then_a_rerun_recomputes_nothing() {
     let final_csv = std::fs::read_to_string(run_dir.join("tables/final.csv")).unwrap();
     let out = run_ok(&args);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("0 jobs ran, 10 reused"), "{stderr}");
+    assert!(stderr.contains("0 jobs ran, 12 reused"), "{stderr}");
     assert!(manifest(&run_dir).jobs.iter().all(|j| j.status == "reused"));
     assert_eq!(std::fs::read_to_string(run_dir.join("tables/final.csv")).unwrap(), final_csv);
 }

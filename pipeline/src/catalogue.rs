@@ -124,6 +124,8 @@ mod tests {
         let params = |id: &str| a1.experiment(id).unwrap().model.param_count().unwrap();
         assert_eq!(params("a1.dense_linear"), 203_530);
         assert_eq!(params("a1.dense_relu"), 203_530);
+        assert_eq!(params("a1.cnn"), 1_199_882);
+        assert_eq!(params("a1.cifar_cnn"), 624_106);
         assert_eq!(a1.experiment("a1.dense_linear").unwrap().validation, Validation::Split(0.2));
     }
 

@@ -82,9 +82,10 @@ impl DataCache {
                     self.loaded.insert(name.to_string(), data);
                 }
                 Err(err) => {
-                    let not_found = err
-                        .downcast_ref::<nnlab_data::DataError>()
-                        .is_some_and(|e| matches!(e, nnlab_data::DataError::NotFound { .. }));
+                    // No copy anywhere, or none whose members verify: either way no valid copy exists.
+                    let not_found = err.downcast_ref::<nnlab_data::DataError>().is_some_and(|e| {
+                        matches!(e, nnlab_data::DataError::NotFound { .. } | nnlab_data::DataError::Archive { .. })
+                    });
                     if !not_found {
                         return Err(err);
                     }
@@ -108,7 +109,16 @@ impl DataCache {
                     test: Dataset::from_u8(&mnist.test.pixels, &mnist.test_labels, &shape, &self.device)?,
                 })
             }
-            other => bail!("dataset `{other}` is not known to this version of nnlab (known: mnist)"),
+            "cifar10" => {
+                let (fetcher, manifest) = self.config.fetcher_and_manifest()?;
+                let cifar = nnlab_data::Cifar10::load(&fetcher, &manifest)?;
+                let shape = [cifar.train.rows, cifar.train.cols, cifar.train.channels];
+                Ok(LoadedData {
+                    train: Dataset::from_u8(&cifar.train.pixels, &cifar.train_labels, &shape, &self.device)?,
+                    test: Dataset::from_u8(&cifar.test.pixels, &cifar.test_labels, &shape, &self.device)?,
+                })
+            }
+            other => bail!("dataset `{other}` is not known to this version of nnlab (known: mnist, cifar10)"),
         }
     }
 }
