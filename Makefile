@@ -28,7 +28,7 @@ test:
 	$(CARGO) test --workspace
 
 data:
-	$(NNLAB) fetch --dataset mnist
+	$(NNLAB) fetch --dataset mnist --dataset cifar10
 
 bench:
 	$(NNLAB) bench

@@ -71,7 +71,7 @@ enum Command {
     /// Verify the dataset files, downloading those missing
     Fetch {
         /// Datasets to fetch
-        #[arg(long = "dataset", default_values = ["mnist"])]
+        #[arg(long = "dataset", default_values = ["mnist", "cifar10"])]
         datasets: Vec<String>,
     },
     /// Run the whole pipeline: train every missing job, aggregate, render the reports
