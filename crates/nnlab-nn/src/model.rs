@@ -126,11 +126,11 @@ impl Model {
                 }
                 Layer::Conv2d { kernel, bias, activation, pad, .. } => {
                     let z = conv2d(&h, kernel.as_tensor(), *pad)?;
-                    let z = z.broadcast_add(&bias.as_tensor().reshape((1, (), 1, 1))?)?;
+                    let z = crate::kernels::bias::add_channel_bias(&z, bias.as_tensor())?;
                     apply_activation(&z, *activation)?
                 }
                 Layer::MaxPool2d { pool, strides } => {
-                    h.max_pool2d_with_stride((pool[0], pool[1]), (strides[0], strides[1]))?
+                    crate::kernels::pool::max_pool2d(&h, *pool, *strides)?
                 }
                 Layer::Dropout { rate } => match &mut mode {
                     Mode::Train(rng) if *rate > 0.0 => dropout(&h, *rate, rng)?,

@@ -12,7 +12,7 @@ use rayon::prelude::*;
 
 use super::gemm::{matmul, Matrix};
 use super::im2col::{col2im, im2col, ConvGeometry};
-use super::{contiguous_f32, items_per_task};
+use super::{contiguous_f32, items_per_task, with_scratch};
 
 /// Stride-1 convolution of `x` `(batch, channels, height, width)` with `kernel`
 /// `(filters, channels, kh, kw)`, zero-padded by `pad` = (top, bottom, left, right); the result is
@@ -48,11 +48,12 @@ impl CustomOp2 for Conv2d {
         let mut out = vec![0.0f32; g.batch * g.output_item()];
         let chunk = items_per_task(g.batch);
         out.par_chunks_mut(chunk * g.output_item()).zip(x.par_chunks(chunk * g.input_item())).for_each(|(out, x)| {
-            let mut cols = vec![0.0f32; g.taps() * g.out_positions()];
-            for (out, x) in out.chunks_exact_mut(g.output_item()).zip(x.chunks_exact(g.input_item())) {
-                im2col(&g, x, &mut cols);
-                matmul(out, kernel, Matrix::row_major(&cols, g.taps(), g.out_positions()), false);
-            }
+            with_scratch(g.taps() * g.out_positions(), |cols| {
+                for (out, x) in out.chunks_exact_mut(g.output_item()).zip(x.chunks_exact(g.input_item())) {
+                    im2col(&g, x, cols);
+                    matmul(out, kernel, Matrix::row_major(cols, g.taps(), g.out_positions()), false);
+                }
+            })
         });
         Ok((CpuStorage::F32(out), (g.batch, g.filters, g.oh, g.ow).into()))
     }
@@ -97,11 +98,12 @@ impl CustomOp2 for Conv2dInputGrad {
         let chunk = items_per_task(g.batch);
         grad_x.par_chunks_mut(chunk * g.input_item()).zip(grad.par_chunks(chunk * g.output_item())).for_each(
             |(grad_x, grad)| {
-                let mut cols = vec![0.0f32; g.taps() * g.out_positions()];
-                for (grad_x, grad) in grad_x.chunks_exact_mut(g.input_item()).zip(grad.chunks_exact(g.output_item())) {
-                    matmul(&mut cols, kernel_t, Matrix::row_major(grad, g.filters, g.out_positions()), false);
-                    col2im(&g, &cols, grad_x);
-                }
+                with_scratch(g.taps() * g.out_positions(), |cols| {
+                    for (grad_x, grad) in grad_x.chunks_exact_mut(g.input_item()).zip(grad.chunks_exact(g.output_item())) {
+                        matmul(cols, kernel_t, Matrix::row_major(grad, g.filters, g.out_positions()), false);
+                        col2im(&g, cols, grad_x);
+                    }
+                })
             },
         );
         Ok((CpuStorage::F32(grad_x), (g.batch, g.channels, g.height, g.width).into()))
@@ -142,13 +144,15 @@ impl CustomOp2 for Conv2dKernelGrad {
             .par_chunks(KERNEL_GRAD_CHUNK * g.input_item())
             .zip(grad.par_chunks(KERNEL_GRAD_CHUNK * g.output_item()))
             .map(|(x, grad)| {
-                let mut cols = vec![0.0f32; g.taps() * g.out_positions()];
                 let mut partial = vec![0.0f32; kernel_len];
-                for (item, (x, grad)) in x.chunks_exact(g.input_item()).zip(grad.chunks_exact(g.output_item())).enumerate() {
-                    im2col(&g, x, &mut cols);
-                    let grad = Matrix::row_major(grad, g.filters, g.out_positions());
-                    matmul(&mut partial, grad, Matrix::row_major(&cols, g.taps(), g.out_positions()).t(), item > 0);
-                }
+                with_scratch(g.taps() * g.out_positions(), |cols| {
+                    let items = x.chunks_exact(g.input_item()).zip(grad.chunks_exact(g.output_item()));
+                    for (item, (x, grad)) in items.enumerate() {
+                        im2col(&g, x, cols);
+                        let grad = Matrix::row_major(grad, g.filters, g.out_positions());
+                        matmul(&mut partial, grad, Matrix::row_major(cols, g.taps(), g.out_positions()).t(), item > 0);
+                    }
+                });
                 partial
             })
             .collect();

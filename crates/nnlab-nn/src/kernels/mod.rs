@@ -1,15 +1,19 @@
 //! CPU kernels for the layers where candle's own CPU path is slow, as candle custom ops with their
-//! own backward passes: stride-1 2-D convolution (im2col + gemm) and 2-D max-pooling.
+//! own backward passes: stride-1 2-D convolution (im2col + gemm), its per-channel bias, and 2-D
+//! max-pooling.
 //!
 //! Each public entry point falls back to candle's op on other devices and dtypes, so the `cuda`
 //! feature keeps working. Every kernel is deterministic: work is split over batch items (or fixed
 //! chunks of them) and partial sums are added in a fixed order, so results do not depend on how
 //! rayon schedules the work.
 
+pub mod bias;
 pub mod conv;
 mod gemm;
 mod im2col;
+pub mod pool;
 
+use std::cell::RefCell;
 
 use candle_core::{bail, CpuStorage, Layout, Result};
 
@@ -27,4 +31,23 @@ fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> R
 /// others, while per-task scratch buffers stay few.
 fn items_per_task(batch: usize) -> usize {
     batch.div_ceil(4 * rayon::current_num_threads()).max(1)
+}
+
+/// Runs `f` on `len` f32s of scratch space (holding whatever the last user left there) owned by the
+/// calling thread and kept between calls. A fresh buffer of this size would be mapped and
+/// page-faulted anew by the allocator on every call, which costs more than filling it.
+fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    thread_local! {
+        static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    }
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut buffer) => {
+            if buffer.len() < len {
+                buffer.resize(len, 0.0);
+            }
+            f(&mut buffer[..len])
+        }
+        // Only a kernel nested inside another on the same thread gets here.
+        Err(_) => f(&mut vec![0.0; len]),
+    })
 }
