@@ -216,7 +216,13 @@ fn a_killed_run_resumes_without_redoing_finished_jobs() {
     let jobs_dir = run_dir.join("jobs");
     let finished = || -> Vec<PathBuf> {
         std::fs::read_dir(&jobs_dir)
-            .map(|d| d.flatten().map(|e| e.path()).filter(|p| p.join("done.json").is_file()).collect())
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.path())
+                    // A partial directory may already hold its marker just before it is renamed into place.
+                    .filter(|p| !p.to_string_lossy().contains(".partial-") && p.join("done.json").is_file())
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let deadline = Instant::now() + Duration::from_secs(300);
