@@ -262,23 +262,8 @@ mod tests {
         &mut members.iter_mut().find(|(n, _)| n == name).unwrap().1
     }
 
-    /// The mirror the real-data test reads CIFAR-10 from: `NNLAB_DATA_MIRROR`, else the shared
-    /// datasets folder beside the workspace. Without either the test fails rather than pass unchecked.
     fn test_mirror() -> PathBuf {
-        let from_env = std::env::var_os(crate::fetch::MIRROR_VAR)
-            .filter(|m| !m.is_empty())
-            .map(PathBuf::from);
-        let beside_workspace =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets");
-        let candidates: Vec<PathBuf> = from_env.into_iter().chain([beside_workspace]).collect();
-        match candidates.iter().find(|mirror| mirror.join(DATASET).join(ARCHIVE).is_file()) {
-            Some(mirror) => mirror.clone(),
-            None => panic!(
-                "the CIFAR-10 test needs a dataset mirror holding {DATASET}/{ARCHIVE}: set {}; looked in {}",
-                crate::fetch::MIRROR_VAR,
-                candidates.iter().map(|c| c.display().to_string()).collect::<Vec<_>>().join(", ")
-            ),
-        }
+        crate::test_mirror(&format!("{DATASET}/{ARCHIVE}"))
     }
 
     #[test]

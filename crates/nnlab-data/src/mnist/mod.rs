@@ -83,28 +83,8 @@ mod tests {
     use super::idx::test_files::{gzip, idx};
     use super::*;
 
-    /// The mirror the real-data tests read MNIST from: `NNLAB_DATA_MIRROR`, else the shared datasets
-    /// folder beside the workspace. Without either the tests fail rather than pass unchecked.
     fn test_mirror() -> PathBuf {
-        let from_env = std::env::var_os(crate::fetch::MIRROR_VAR)
-            .filter(|m| !m.is_empty())
-            .map(PathBuf::from);
-        let beside_workspace =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets");
-        let candidates: Vec<PathBuf> = from_env.into_iter().chain([beside_workspace]).collect();
-        match candidates
-            .iter()
-            .find(|mirror| mirror.join(DATASET).is_dir())
-        {
-            Some(mirror) => mirror.clone(),
-            None => {
-                panic!(
-                "the MNIST tests need a dataset mirror holding mnist/*.gz: set {}; looked in {}",
-                crate::fetch::MIRROR_VAR,
-                candidates.iter().map(|c| c.display().to_string()).collect::<Vec<_>>().join(", ")
-            )
-            }
-        }
+        crate::test_mirror(DATASET)
     }
 
     #[test]
