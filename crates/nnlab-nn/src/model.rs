@@ -111,16 +111,41 @@ impl Model {
     }
 
     /// Runs the model on a batch shaped `(batch, input...)`; the last layer's activation is left to the loss.
-    pub fn forward(&self, x: &Tensor, mut mode: Mode<'_>) -> Result<Output> {
+    pub fn forward(&self, x: &Tensor, mode: Mode<'_>) -> Result<Output> {
+        let last = self.layers.len() - 1;
+        let pre_activation = self.run_through(x, mode, last)?;
+        let activation = match self.layers[last] {
+            Layer::Dense { activation, .. } => activation,
+            _ => unreachable!("Model::build guarantees that the last layer is dense"),
+        };
+        Ok(Output { pre_activation, activation })
+    }
+
+    /// The activated output of layer `index` (0-based, as in the spec) in evaluation mode: the learned
+    /// representation the separability analysis projects. Convolutional maps come back as
+    /// `(batch, height, width, channels)`, the layout of the input.
+    pub fn layer_output(&self, x: &Tensor, index: usize) -> Result<Tensor> {
+        let last = self.layers.len() - 1;
+        if index > last {
+            return Err(NnError::spec(format!("layers[{index}]"), format!("the model has {} layers", last + 1)));
+        }
+        let h = self.run_through(x, Mode::Eval, index)?;
+        let h = if index == last { self.forward(x, Mode::Eval)?.activated()? } else { h };
+        Ok(if self.channels_first && h.rank() == 4 { h.permute((0, 2, 3, 1))?.contiguous()? } else { h })
+    }
+
+    /// Runs layers `0..=stop`; the output of layer `stop` is returned activated, except for the model's
+    /// last layer, whose activation is left to the loss.
+    fn run_through(&self, x: &Tensor, mut mode: Mode<'_>, stop: usize) -> Result<Tensor> {
         let mut h = if self.channels_first { x.permute((0, 3, 1, 2))?.contiguous()? } else { x.clone() };
         let last = self.layers.len() - 1;
-        for (index, layer) in self.layers.iter().enumerate() {
+        for (index, layer) in self.layers.iter().enumerate().take(stop + 1) {
             h = match layer {
                 Layer::Flatten => h.flatten_from(1)?,
                 Layer::Dense { kernel, bias, activation, .. } => {
                     let z = h.matmul(kernel.as_tensor())?.broadcast_add(bias.as_tensor())?;
                     if index == last {
-                        return Ok(Output { pre_activation: z, activation: *activation });
+                        return Ok(z);
                     }
                     apply_activation(&z, *activation)?
                 }
@@ -129,9 +154,7 @@ impl Model {
                     let z = crate::kernels::bias::add_channel_bias(&z, bias.as_tensor())?;
                     apply_activation(&z, *activation)?
                 }
-                Layer::MaxPool2d { pool, strides } => {
-                    crate::kernels::pool::max_pool2d(&h, *pool, *strides)?
-                }
+                Layer::MaxPool2d { pool, strides } => crate::kernels::pool::max_pool2d(&h, *pool, *strides)?,
                 Layer::Dropout { rate } => match &mut mode {
                     Mode::Train(rng) if *rate > 0.0 => dropout(&h, *rate, rng)?,
                     _ => h,
@@ -142,7 +165,7 @@ impl Model {
                 },
             };
         }
-        unreachable!("Model::build guarantees that the last layer is dense")
+        Ok(h)
     }
 
     /// The weight penalty `sum over layers of l2 * sum(kernel²)`, or `None` if no layer is regularised.
@@ -225,6 +248,31 @@ mod tests {
         assert_eq!(out.pre_activation.dims(), &[4, 3]);
         let sums = out.activated().unwrap().sum(1).unwrap().to_vec1::<f32>().unwrap();
         assert!(sums.iter().all(|s| (s - 1.0).abs() < 1e-6), "{sums:?}");
+    }
+
+    #[test]
+    fn layer_output_is_the_activated_hidden_layer_and_the_head_gives_probabilities() {
+        let spec = spec("input = [3]\nlayers = [{ type = \"dense\", units = 4, activation = \"relu\" }, { type = \"dense\", units = 2, activation = \"softmax\" }]");
+        let model = Model::build(&spec, &mut ChaCha8Rng::seed_from_u64(3), &Device::Cpu).unwrap();
+        let x = Tensor::new(&[[1.0f32, -2.0, 0.5], [-1.0, 2.0, 3.0]], &Device::Cpu).unwrap();
+        let hidden = model.layer_output(&x, 0).unwrap();
+        let vars = model.vars();
+        let expected = x.matmul(vars[0].as_tensor()).unwrap().broadcast_add(vars[1].as_tensor()).unwrap().relu().unwrap();
+        assert_eq!(hidden.to_vec2::<f32>().unwrap(), expected.to_vec2::<f32>().unwrap());
+        let head = model.layer_output(&x, 1).unwrap();
+        let probabilities = model.forward(&x, Mode::Eval).unwrap().activated().unwrap();
+        assert_eq!(head.to_vec2::<f32>().unwrap(), probabilities.to_vec2::<f32>().unwrap());
+        assert!(model.layer_output(&x, 2).unwrap_err().to_string().contains("layers[2]"));
+    }
+
+    #[test]
+    fn layer_output_of_a_convolution_is_channels_last() {
+        let spec = spec(r#"input = [5, 5, 1]
+            layers = [{ type = "conv2d", filters = 4, kernel = [3, 3], activation = "relu" }, { type = "flatten" },
+                      { type = "dense", units = 2, activation = "softmax" }]"#);
+        let model = Model::build(&spec, &mut ChaCha8Rng::seed_from_u64(1), &Device::Cpu).unwrap();
+        let x = Tensor::ones((2, 5, 5, 1), DType::F32, &Device::Cpu).unwrap();
+        assert_eq!(model.layer_output(&x, 0).unwrap().dims(), &[2, 3, 3, 4]);
     }
 
     #[test]
