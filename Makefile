@@ -33,6 +33,7 @@ data:
 bench:
 	$(NNLAB) bench
 	$(CARGO) run --quiet --example conv_bench -p nnlab-lowlevel
+	$(CARGO) run --quiet --example projection_bench -p nnlab-analysis
 
 clean:
 	rm -rf runs reports
