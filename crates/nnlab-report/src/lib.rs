@@ -10,9 +10,11 @@ pub mod figure;
 mod helpers;
 mod markdown;
 pub mod render;
+pub mod scatter;
 
 pub use atomic::write_atomic;
 pub use error::{ReportError, Result};
 pub use figure::{line_chart_svg, LineChart, Point, Series};
 pub use markdown::markdown_to_html;
 pub use render::{IndexEntry, Page, Renderer, SiteIndex};
+pub use scatter::{scatter_svg, ScatterChart};
