@@ -1,31 +1,4 @@
-//! Barnes–Hut t-SNE into 2-D, seeded and bit-for-bit reproducible.
-//!
-//! # Why bhtsne and not linfa-tsne
-//!
-//! The project's stack names linfa-tsne, but linfa-tsne 0.8.1 (a wrapper over bhtsne 0.4) failed
-//! this crate's bar on both counts that matter here: it drew its initial solution from an
-//! unseeded RNG, so every run gave a different embedding, and its recursive space-partitioning
-//! tree overflowed the stack on duplicate points (3 aborts in 15 runs on 1,000 MNIST images —
-//! an abort that no `Result` or `catch_unwind` can turn into an error). It also took ~234 s
-//! for the 10,000 MNIST test images. bhtsne 0.7 used directly builds its Barnes–Hut tree
-//! iteratively over Morton codes (duplicates share a leaf), takes the initial embedding and
-//! the input neighbourhoods from the caller, and is several times faster.
-//!
-//! # How determinism is obtained
-//!
-//! * The input neighbourhoods are computed here, exactly, with ties broken by index (bhtsne's
-//!   own vantage-point tree picks its vantage points with an unseeded RNG, so with duplicate
-//!   points it could order tied neighbours differently from run to run).
-//! * The initial embedding is drawn here from ChaCha8 seeded with [`TsneConfig::seed`]:
-//!   N(0, 10⁻⁴) per coordinate, as in the reference implementation.
-//! * The optimisation runs inside a one-thread rayon pool: bhtsne recentres the embedding every
-//!   iteration with a parallel fold/reduce whose split points depend on work stealing, so with
-//!   several threads the last bits — and after hundreds of iterations the whole picture —
-//!   would vary between runs. Its other per-iteration work is per point, so one thread costs
-//!   little against the gradient itself.
-//!
-//! Any panic inside bhtsne is caught and returned as [`AnalysisError::Tsne`]; the embedding is
-//! checked to be finite.
+//! Barnes–Hut t-SNE into 2-D, seeded and bit-for-bit reproducible; see [`tsne_2d`].
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -41,7 +14,9 @@ use crate::{pca, AnalysisError, Features, Point, Result};
 /// Fewest points t-SNE accepts.
 const MIN_POINTS: usize = 4;
 
-/// Settings of [`tsne_2d`].
+/// Settings of [`tsne_2d`]. The remaining settings are the usual ones: learning rate
+/// max(n / 12, 200), momentum 0.5 then 0.8 from iteration 250, early exaggeration 12 for the
+/// first 250 iterations.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct TsneConfig {
     /// Effective number of neighbours of the input affinities; each point's affinities use its
@@ -73,8 +48,38 @@ impl Default for TsneConfig {
     }
 }
 
-/// Embeds the rows of `features` in 2-D with Barnes–Hut t-SNE (bhtsne 0.7; see the module
-/// docs for why not linfa-tsne). The same features and config give a bit-identical embedding.
+/// Embeds the rows of `features` in 2-D with Barnes–Hut t-SNE (bhtsne 0.7). The same features
+/// and config give a bit-identical embedding, whatever the caller's thread count.
+///
+/// # Why bhtsne and not linfa-tsne
+///
+/// The project's stack names linfa-tsne, but linfa-tsne 0.8.1 (a wrapper over bhtsne 0.4) failed
+/// this crate's bar on both counts that matter here: it drew its initial solution from an
+/// unseeded RNG, so every run gave a different embedding, and its recursive space-partitioning
+/// tree overflowed the stack on duplicate points (3 aborts in 15 runs on 1,000 MNIST images —
+/// an abort that no `Result` or `catch_unwind` can turn into an error). It also took ~234 s
+/// for the 10,000 MNIST test images. bhtsne 0.7 used directly builds its Barnes–Hut tree
+/// iteratively over Morton codes (duplicates share a leaf), takes the initial embedding and
+/// the input neighbourhoods from the caller, and is several times faster.
+///
+/// # How determinism is obtained
+///
+/// * The input neighbourhoods are computed here, exactly, with ties broken by index (bhtsne's
+///   own vantage-point tree picks its vantage points with an unseeded RNG, so with duplicate
+///   points it could order tied neighbours differently from run to run).
+/// * The initial embedding is drawn here from ChaCha8 seeded with [`TsneConfig::seed`]:
+///   N(0, 10⁻⁴) per coordinate, as in the reference implementation.
+/// * The optimisation runs inside a one-thread rayon pool: bhtsne recentres the embedding every
+///   iteration with a parallel fold/reduce whose split points depend on work stealing, so with
+///   several threads the last bits — and after hundreds of iterations the whole picture —
+///   would vary between runs. (Its gradient is computed per point and summed in order, so
+///   these two reductions — and the one normalising P — are all that stands between bhtsne and
+///   a deterministic multi-threaded run.) The price is one core: the 10,000 MNIST test images
+///   take ~23 s on the 2-core development machine (PCA to 50 and the exact kNN on both cores,
+///   ~5 s of it), against 52 s for scikit-learn's Barnes–Hut TSNE on both cores.
+///
+/// Any panic inside bhtsne is caught and returned as [`AnalysisError::Tsne`]; the embedding is
+/// checked to be finite.
 pub fn tsne_2d(features: Features<'_>, config: &TsneConfig) -> Result<Vec<Point>> {
     features.check()?;
     check_config(config)?;
@@ -108,6 +113,7 @@ pub fn tsne_2d(features: Features<'_>, config: &TsneConfig) -> Result<Vec<Point>
             catch_unwind(AssertUnwindSafe(|| {
                 tSNE::<f64, usize, 2>::new(&indices)
                     .perplexity(perplexity)
+                    .learning_rate(learning_rate(n))
                     .epochs(config.max_iter)
                     .initial_embedding(initial)
                     .barnes_hut_with_neighbors(config.theta, &neighbours)
@@ -123,6 +129,15 @@ pub fn tsne_2d(features: Features<'_>, config: &TsneConfig) -> Result<Vec<Point>
         )));
     }
     Ok(embedding.chunks_exact(2).map(|p| [p[0], p[1]]).collect())
+}
+
+/// max(n / 12, 200): the step openTSNE uses and scikit-learn's `learning_rate="auto"` amounts
+/// to (sklearn writes it as max(n / 12 / 4, 50) against a gradient with a factor 4 that bhtsne's
+/// gradient, like the reference implementation's, leaves out). bhtsne's own default copies
+/// sklearn's formula without the 4, a step four times smaller, which leaves 10,000 MNIST images
+/// visibly under-converged after 1,000 iterations (clusters split in two).
+fn learning_rate(n: usize) -> f64 {
+    (n as f64 / 12.0).max(200.0)
 }
 
 fn check_config(config: &TsneConfig) -> Result<()> {
