@@ -1,8 +1,12 @@
 //! Optimisers with Keras' update rules and defaults. candle-nn only ships SGD and AdamW, so the
-//! rules are written here on plain tensor ops.
+//! rules are written here: for f32 variables on the CPU as one fused in-place pass over each
+//! variable (state kept as plain vectors), elsewhere on plain tensor ops.
+
+use std::sync::Mutex;
 
 use candle_core::backprop::GradStore;
-use candle_core::{Tensor, Var};
+use candle_core::{CpuStorage, DType, InplaceOp2, Layout, Tensor, Var};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{NnError, Result};
@@ -90,12 +94,22 @@ pub struct Optimizer {
     first: Vec<Option<Tensor>>,
     /// Adadelta: accumulated squared updates.
     second: Vec<Option<Tensor>>,
+    /// The same two states for variables updated by the fused CPU pass (empty until first used).
+    host_first: Vec<Vec<f32>>,
+    host_second: Vec<Vec<f32>>,
 }
 
 impl Optimizer {
     pub fn new(spec: OptimizerSpec, var_count: usize) -> Result<Self> {
         spec.validate()?;
-        Ok(Optimizer { spec, iterations: 0, first: vec![None; var_count], second: vec![None; var_count] })
+        Ok(Optimizer {
+            spec,
+            iterations: 0,
+            first: vec![None; var_count],
+            second: vec![None; var_count],
+            host_first: vec![Vec::new(); var_count],
+            host_second: vec![Vec::new(); var_count],
+        })
     }
 
     /// Keras' time-based decay: lr_t = lr / (1 + decay * iterations), iterations counted in batches.
@@ -106,12 +120,22 @@ impl Optimizer {
 
     /// Applies one update to every variable that received a gradient.
     pub fn step(&mut self, vars: &[&Var], grads: &GradStore) -> Result<()> {
+        self.step_with(vars, grads, true)
+    }
+
+    /// [`Optimizer::step`], with the fused CPU pass allowed or not (the tensor-op path is the
+    /// reference the fused one is tested against).
+    fn step_with(&mut self, vars: &[&Var], grads: &GradStore, allow_fused: bool) -> Result<()> {
         let lr = self.current_lr();
         for (index, var) in vars.iter().enumerate() {
             let Some(grad) = grads.get(var.as_tensor()) else { continue };
             // Gradients still reference the forward graph; state kept across steps must not, or
             // every step's activations would stay alive through the running averages.
             let grad = &grad.detach();
+            if allow_fused && fused_applies(var, grad) {
+                self.step_fused(index, var, &grad.contiguous()?, lr)?;
+                continue;
+            }
             let update = match self.spec {
                 OptimizerSpec::Sgd { .. } => (grad * lr)?,
                 OptimizerSpec::Rmsprop { rho, epsilon, .. } => {
@@ -143,6 +167,97 @@ impl Optimizer {
     }
 }
 
+impl Optimizer {
+    /// One variable's update as a single pass over its elements, in place.
+    fn step_fused(&mut self, index: usize, var: &Var, grad: &Tensor, lr: f64) -> Result<()> {
+        let len = var.elem_count();
+        let (rule, states) = match self.spec {
+            OptimizerSpec::Sgd { .. } => (Rule::Sgd, 0),
+            OptimizerSpec::Rmsprop { rho, epsilon, .. } => (Rule::Rmsprop { rho: rho as f32, epsilon: epsilon as f32 }, 1),
+            OptimizerSpec::Adadelta { rho, epsilon, .. } => (Rule::Adadelta { rho: rho as f32, epsilon: epsilon as f32 }, 2),
+        };
+        for state in [&mut self.host_first[index], &mut self.host_second[index]].into_iter().take(states) {
+            if state.len() != len {
+                *state = vec![0.0; len];
+            }
+        }
+        let op = FusedUpdate {
+            rule,
+            lr: lr as f32,
+            first: Mutex::new(&mut self.host_first[index]),
+            second: Mutex::new(&mut self.host_second[index]),
+        };
+        Ok(var.as_tensor().inplace_op2(grad, &op)?)
+    }
+}
+
+/// Whether `var` and its gradient can take the fused CPU update.
+fn fused_applies(var: &Var, grad: &Tensor) -> bool {
+    let t = var.as_tensor();
+    t.device().is_cpu() && t.dtype() == DType::F32 && grad.dtype() == DType::F32 && t.is_contiguous() && grad.shape() == t.shape()
+}
+
+/// An update rule with its constants in f32, the precision the variables are kept in.
+#[derive(Clone, Copy)]
+enum Rule {
+    Sgd,
+    Rmsprop { rho: f32, epsilon: f32 },
+    Adadelta { rho: f32, epsilon: f32 },
+}
+
+/// Elements per parallel task of the fused update: large enough to amortise scheduling.
+const UPDATE_CHUNK: usize = 1 << 14;
+
+/// `w ← update(w, g, state)` elementwise, in place on the variable's storage. Each element's update
+/// depends on that element alone, so the result does not depend on how the work is split.
+struct FusedUpdate<'a> {
+    rule: Rule,
+    lr: f32,
+    first: Mutex<&'a mut Vec<f32>>,
+    second: Mutex<&'a mut Vec<f32>>,
+}
+
+impl InplaceOp2 for FusedUpdate<'_> {
+    fn name(&self) -> &'static str {
+        "nnlab-fused-update"
+    }
+
+    fn cpu_fwd(&self, dst: &mut CpuStorage, dst_l: &Layout, grad: &CpuStorage, grad_l: &Layout) -> candle_core::Result<()> {
+        let (Some((w_start, w_end)), Some((g_start, g_end))) = (dst_l.contiguous_offsets(), grad_l.contiguous_offsets()) else {
+            candle_core::bail!("fused update: the variable and its gradient must be contiguous")
+        };
+        let CpuStorage::F32(w) = dst else { candle_core::bail!("fused update: an f32 variable expected") };
+        let w = &mut w[w_start..w_end];
+        let g = &grad.as_slice::<f32>()?[g_start..g_end];
+        if w.len() != g.len() {
+            candle_core::bail!("fused update: {} weights, {} gradients", w.len(), g.len());
+        }
+        let (lr, mut first, mut second) = (self.lr, self.first.lock().unwrap(), self.second.lock().unwrap());
+        let w = w.par_chunks_mut(UPDATE_CHUNK).zip(g.par_chunks(UPDATE_CHUNK));
+        match self.rule {
+            Rule::Sgd => w.for_each(|(w, g)| w.iter_mut().zip(g).for_each(|(w, g)| *w -= lr * g)),
+            Rule::Rmsprop { rho, epsilon } => w.zip(first.par_chunks_mut(UPDATE_CHUNK)).for_each(|((w, g), ms)| {
+                for ((w, &g), ms) in w.iter_mut().zip(g).zip(ms) {
+                    *ms = rho * *ms + (1.0 - rho) * g * g;
+                    *w -= lr * (g / (*ms + epsilon).sqrt());
+                }
+            }),
+            Rule::Adadelta { rho, epsilon } => {
+                let states = first.par_chunks_mut(UPDATE_CHUNK).zip(second.par_chunks_mut(UPDATE_CHUNK));
+                w.zip(states).for_each(|((w, g), (ag, au))| {
+                    for (((w, &g), ag), au) in w.iter_mut().zip(g).zip(ag).zip(au) {
+                        *ag = rho * *ag + (1.0 - rho) * g * g;
+                        let u = g * (*au + epsilon).sqrt() / (*ag + epsilon).sqrt();
+                        *au = rho * *au + (1.0 - rho) * u * u;
+                        *w -= lr * u;
+                    }
+                })
+            }
+        }
+        Ok(())
+    }
+}
+
 /// rho·acc + (1-rho)·g², starting from zero.
 fn decayed_square(acc: Option<&Tensor>, grad: &Tensor, rho: f64) -> Result<Tensor> {
     let g2 = (grad.sqr()? * (1.0 - rho))?;
@@ -155,7 +270,7 @@ fn decayed_square(acc: Option<&Tensor>, grad: &Tensor, rho: f64) -> Result<Tenso
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::Device;
+    use candle_core::{DType, Device};
 
     /// One step on w = [1, -2] with loss = sum(w²) (gradient 2w), checked against the rules by hand.
     fn one_step(spec: OptimizerSpec, steps: usize) -> Vec<f32> {
@@ -215,6 +330,46 @@ mod tests {
         let grads = w.as_tensor().sqr().unwrap().sum_all().unwrap().backward().unwrap();
         opt.step(&[&w], &grads).unwrap();
         assert!((opt.current_lr() - 0.1 / 1.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn the_fused_update_matches_the_tensor_ops_and_ignores_the_thread_count() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        // Longer than one parallel chunk and of odd length; a 2-D kernel and a bias.
+        let shapes: [&[usize]; 2] = [&[301, 137], &[37]];
+        let initial: Vec<Vec<f32>> =
+            shapes.iter().map(|s| (0..s.iter().product()).map(|_| rng.random_range(-1.0..1.0)).collect()).collect();
+        let targets: Vec<Vec<f32>> = initial.iter().map(|v| v.iter().map(|_| rng.random_range(-1.0..1.0)).collect()).collect();
+        let run = |spec: &OptimizerSpec, fused: bool, threads: usize| {
+            let vars: Vec<Var> =
+                initial.iter().zip(shapes).map(|(v, s)| Var::from_vec(v.clone(), s, &Device::Cpu).unwrap()).collect();
+            let refs: Vec<&Var> = vars.iter().collect();
+            let mut opt = Optimizer::new(spec.clone(), vars.len()).unwrap();
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            for _ in 0..4 {
+                // loss = Σ (w - t)⁴, so the gradients differ in size from element to element.
+                let mut loss = Tensor::zeros((), DType::F32, &Device::Cpu).unwrap();
+                for (var, target) in vars.iter().zip(&targets) {
+                    let t = Tensor::from_vec(target.clone(), var.shape(), &Device::Cpu).unwrap();
+                    loss = (loss + (var.as_tensor() - t).unwrap().sqr().unwrap().sqr().unwrap().sum_all().unwrap()).unwrap();
+                }
+                let grads = loss.backward().unwrap();
+                pool.install(|| opt.step_with(&refs, &grads, fused)).unwrap();
+            }
+            vars.iter().flat_map(|v| v.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap()).collect::<Vec<f32>>()
+        };
+        for spec in [
+            OptimizerSpec::Sgd { lr: 0.1, decay: 0.01 },
+            OptimizerSpec::Rmsprop { lr: 0.01, rho: 0.9, epsilon: 1e-7, decay: 1e-3 },
+            OptimizerSpec::Adadelta { lr: 1.0, rho: 0.95, epsilon: 1e-7, decay: 0.0 },
+        ] {
+            let fused = run(&spec, true, 1);
+            let reference = run(&spec, false, 1);
+            let worst = fused.iter().zip(&reference).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(worst < 1e-5, "{spec:?}: fused update off by {worst}");
+            assert_eq!(fused, run(&spec, true, 3), "{spec:?}: thread count changed the result");
+        }
     }
 
     #[test]
