@@ -1,10 +1,13 @@
 //! The whole pipeline on the smoke profile, on real MNIST from the mirror, through the `nnlab` binary.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use nnlab::analysis::ProjectionResult;
 use nnlab::manifest::RunManifest;
+use nnlab::separation::SeparationTables;
 use nnlab::tables::Tables;
 
 /// The dataset mirror: `$NNLAB_DATA_MIRROR`, else `../shared/datasets` beside the checkout.
@@ -34,6 +37,19 @@ fn nnlab(args: &[&str], extra_env: &[(&str, &Path)]) -> Command {
 /// A small catalogue (a dense net with dropout, a tiny CNN) for the tests of the run mechanics, so
 /// they do not pay for the assignment CNNs; returns its directory.
 fn test_catalogue(dir: &Path) -> PathBuf {
+    write_test_catalogue(dir, "")
+}
+
+/// The same catalogue with an analysis stage: the MLP keeps its hidden layer's activations, which
+/// are projected (t-SNE and PCA) beside the raw pixels.
+fn test_catalogue_with_analysis(dir: &Path) -> PathBuf {
+    write_test_catalogue(
+        dir,
+        "\n[analysis]\ndataset = \"mnist\"\nmethods = [\"tsne\", \"pca\"]\nk = 10\nk_max = 30\n",
+    )
+}
+
+fn write_test_catalogue(dir: &Path, analysis: &str) -> PathBuf {
     let catalogue = dir.join("catalogue");
     std::fs::create_dir_all(&catalogue).unwrap();
     std::fs::write(
@@ -46,6 +62,7 @@ id = "t1.mlp"
 description = "dense with dropout"
 dataset = "mnist"
 validation = { split = 0.2 }
+{activations}
 model = { input = [784], layers = [
   { type = "dense", units = 64, activation = "relu" }, { type = "dropout", rate = 0.2 },
   { type = "dense", units = 10, activation = "softmax" } ] }
@@ -61,7 +78,9 @@ model = { input = [28, 28, 1], layers = [
   { type = "max_pool2d", pool = [2, 2] }, { type = "flatten" },
   { type = "dense", units = 10, activation = "softmax" } ] }
 train = { epochs = 6, batch_size = 128, optimizer = { name = "adadelta" }, loss = "categorical_crossentropy" }
-"#,
+"#
+        .replace("{activations}", if analysis.is_empty() { "" } else { "activations = { layer = \"dense\" }" })
+            + analysis,
     )
     .unwrap();
     catalogue
@@ -107,7 +126,7 @@ fn smoke_pipeline_end_to_end_then_a_rerun_recomputes_nothing() {
 
     let first = manifest(&run_dir);
     assert_eq!(first.profile, "smoke");
-    assert_eq!(first.jobs.len(), 12, "6 experiments × 2 replicates");
+    assert_eq!(first.jobs.len(), 18, "a1: 6 experiments, tp: 3, × 2 replicates");
     assert!(first.jobs.iter().all(|j| j.status == "ran"));
     assert_eq!(first.hardware.threads_used, 1);
 
@@ -153,13 +172,63 @@ fn smoke_pipeline_end_to_end_then_a_rerun_recomputes_nothing() {
     let run_page = std::fs::read_to_string(report_dir.join("run.html")).unwrap();
     assert!(run_page.contains(&first.hardware.cpu_model) && run_page.contains(&first.jobs[0].id));
 
-    // A second invocation finds every job finished and recomputes nothing.
+    check_tp_report(&run_dir, &report_dir, &tables);
+    // raw pixels: 2 t-SNE seeds and one PCA; MLP and CNN hidden layers: 2 replicates × 2 methods each.
+    assert_eq!(first.projections.len(), 11);
+    assert!(first.projections.iter().all(|p| p.status == "ran"));
+
+    // A second invocation finds every job and projection finished and recomputes nothing.
     let final_csv = std::fs::read_to_string(run_dir.join("tables/final.csv")).unwrap();
+    let separation_csv = std::fs::read_to_string(run_dir.join("tables/separation.csv")).unwrap();
     let out = run_ok(&args);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("0 jobs ran, 12 reused"), "{stderr}");
-    assert!(manifest(&run_dir).jobs.iter().all(|j| j.status == "reused"));
+    assert!(stderr.contains("0 jobs ran, 18 reused"), "{stderr}");
+    assert!(stderr.contains("0 projections computed, 11 reused"), "{stderr}");
+    let second = manifest(&run_dir);
+    assert!(second.jobs.iter().all(|j| j.status == "reused"));
+    assert!(second.projections.iter().all(|p| p.status == "reused"));
     assert_eq!(std::fs::read_to_string(run_dir.join("tables/final.csv")).unwrap(), final_csv);
+    assert_eq!(std::fs::read_to_string(run_dir.join("tables/separation.csv")).unwrap(), separation_csv);
+}
+
+/// The tp report: its accuracies come from the training tables, its separation metrics from the
+/// stored projections, and its "best representation" answer from the measured ordering.
+fn check_tp_report(run_dir: &Path, report_dir: &Path, tables: &Tables) {
+    let html = std::fs::read_to_string(report_dir.join("tp.html")).unwrap();
+    for (id, experiment) in [("tp.q1.test_acc", "tp.logreg"), ("tp.q2.test_acc", "tp.mlp"), ("tp.q3.test_acc", "tp.cnn")] {
+        let stat = tables.stat(experiment, "test_acc").unwrap();
+        let (mean, _) = two_numbers(&answer(&html, id));
+        assert!((mean - stat.mean * 100.0).abs() <= 0.005 + 1e-9, "{id}: page {mean} vs table {}", stat.mean);
+    }
+    assert!(html.contains("366,806") && html.contains("79,510"), "tp parameter counts missing");
+
+    // Each stored projection's neighbourhood hit is recomputed from its stored points.
+    for entry in std::fs::read_dir(run_dir.join("analysis")).unwrap().flatten() {
+        let result: ProjectionResult = serde_json::from_str(&std::fs::read_to_string(entry.path()).unwrap()).unwrap();
+        assert_eq!(result.points.len(), 300, "{}: smoke projects 300 images", result.id);
+        let nh = nnlab_analysis::neighbourhood_hit(&result.points, &result.labels, 10).unwrap().overall;
+        assert!((nh - result.metrics.nh).abs() < 1e-12, "{}: stored NH {} vs recomputed {nh}", result.id, result.metrics.nh);
+    }
+    let separation = SeparationTables::read(&run_dir.join("tables")).unwrap().expect("separation tables");
+    let candidates = [("raw", "raw"), ("tp.mlp", "tp.mlp"), ("tp.cnn", "tp.cnn")];
+    let mut best = ("", f64::MIN);
+    for (representation, name) in candidates {
+        let nh = separation.stat(representation, "tsne", "nh").unwrap();
+        assert!((0.0..=1.0).contains(&nh.mean), "{representation}: NH {}", nh.mean);
+        assert_eq!(nh.n, 2);
+        if nh.mean > best.1 {
+            best = (name, nh.mean);
+        }
+    }
+    // Raw t-SNE of a few hundred digits already groups them far better than chance (0.1).
+    assert!(separation.stat("raw", "tsne", "nh").unwrap().mean > 0.4);
+    assert!(answer(&html, "tp.m3.best").starts_with(best.0), "best by NH is {}: page says {}", best.0, answer(&html, "tp.m3.best"));
+    let svg = |name: &str| std::fs::read_to_string(report_dir.join(format!("figures/{name}.svg"))).unwrap();
+    for figure in ["tp-raw-tsne-plain", "tp-tp_mlp-pca-hulls", "tp-tp_cnn-tsne-ellipses"] {
+        assert!(svg(figure).matches("<circle").count() >= 300, "{figure}: expected a scatter of 300 points");
+    }
+    assert!(svg("tp-m3-nh-curve").contains("<path") || svg("tp-m3-nh-curve").contains("<polyline"));
+    assert!(html.contains("figures/tp-m3-nh-curve.svg"));
 }
 
 /// Every value of every history row except the wall times, column by column, bit for bit.
@@ -175,23 +244,41 @@ fn history_without_times(run_dir: &Path) -> Vec<Vec<Option<u64>>> {
         .collect()
 }
 
+/// Every stored 2-D projection of a run, by projection id, as the bits of its coordinates.
+fn projections(run_dir: &Path) -> BTreeMap<String, Vec<[u64; 2]>> {
+    std::fs::read_dir(run_dir.join("analysis"))
+        .unwrap()
+        .flatten()
+        .map(|entry| {
+            let result: ProjectionResult = serde_json::from_str(&std::fs::read_to_string(entry.path()).unwrap()).unwrap();
+            (result.id, result.points.iter().map(|p| [p[0].to_bits(), p[1].to_bits()]).collect())
+        })
+        .collect()
+}
+
 #[test]
-fn same_seed_gives_identical_history_another_seed_does_not() {
+fn same_seed_gives_identical_history_and_projections_another_seed_does_not() {
     let tmp = tempfile::tempdir().unwrap();
-    let catalogue = test_catalogue(tmp.path());
-    let run = |name: &str, seed: &str| {
+    let catalogue = test_catalogue_with_analysis(tmp.path());
+    let run = |name: &str, seed: &str, threads: &str| {
         let dir = tmp.path().join(name);
         run_ok(&[
-            "run", "--profile", "smoke", "--seed", seed, "--threads", "1", "--no-render",
+            "run", "--profile", "smoke", "--seed", seed, "--threads", threads, "--no-render",
             "--catalogue", catalogue.to_str().unwrap(), "--run-dir", dir.to_str().unwrap(),
         ]);
-        history_without_times(&dir)
+        (history_without_times(&dir), projections(&dir))
     };
-    let a = run("a", "7");
-    let b = run("b", "7");
-    let c = run("c", "8");
-    assert_eq!(a, b, "same seed, same thread count: the histories must be identical");
-    assert_ne!(a, c, "another seed must give another history");
+    let (history_a, projections_a) = run("a", "7", "1");
+    let (history_b, projections_b) = run("b", "7", "1");
+    let (history_c, projections_c) = run("c", "8", "1");
+    assert_eq!(history_a, history_b, "same seed, same thread count: the histories must be identical");
+    assert_ne!(history_a, history_c, "another seed must give another history");
+    // raw pixels: 2 t-SNE seeds and one PCA; the MLP's hidden layer: 2 replicates × 2 methods.
+    assert_eq!(projections_a.len(), 7);
+    assert_eq!(projections_a, projections_b, "same seed: every projection must be identical, bit for bit");
+    let shared: Vec<_> = projections_c.values().filter(|p| projections_a.values().any(|q| q == *p)).collect();
+    // Only the PCA of the raw pixels depends on no seed.
+    assert_eq!(shared.len(), 1, "another seed must give other projections");
 }
 
 #[test]

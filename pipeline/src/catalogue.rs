@@ -29,6 +29,53 @@ pub struct Experiment {
     /// Replicates in the full profile, where the assignment asks for more than the profile's default.
     #[serde(default)]
     pub replicates: Option<usize>,
+    /// A layer whose activations on the analysed test images the job keeps for the analysis stage.
+    #[serde(default)]
+    pub activations: Option<ActivationsRequest>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActivationsRequest {
+    /// The layer's Keras name (`dense`, `dense_1`, `conv2d`, …) as the model summary shows it.
+    pub layer: String,
+}
+
+/// A 2-D projection method of the separability analysis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    Tsne,
+    Pca,
+}
+
+impl Method {
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Tsne => "tsne",
+            Method::Pca => "pca",
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Method::Tsne => "t-SNE",
+            Method::Pca => "PCA",
+        }
+    }
+}
+
+/// The separability study of an assignment: raw test images and every recorded representation,
+/// projected to 2-D by each method, with the separation metrics of each projection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnalysisConfig {
+    pub dataset: String,
+    pub methods: Vec<Method>,
+    /// The neighbourhood size of the headline neighbourhood hit.
+    pub k: usize,
+    /// The neighbourhood hit curve runs over k = 1..=k_max.
+    pub k_max: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,6 +85,8 @@ pub struct Assignment {
     pub title: String,
     #[serde(rename = "experiment")]
     pub experiments: Vec<Experiment>,
+    #[serde(default)]
+    pub analysis: Option<AnalysisConfig>,
 }
 
 impl Assignment {
@@ -98,7 +147,13 @@ fn load_assignment(file: &Path) -> Result<Assignment> {
         if !experiment.id.starts_with(&format!("{}.", assignment.id)) {
             bail!("{origin}: its id must start with the assignment id `{}.`", assignment.id);
         }
-        experiment.model.plan().with_context(|| origin.clone())?;
+        let layers = experiment.model.plan().with_context(|| origin.clone())?;
+        if let Some(request) = &experiment.activations {
+            if !layers.iter().any(|l| l.name == request.layer) {
+                let names: Vec<&str> = layers.iter().map(|l| l.name.as_str()).collect();
+                bail!("{origin}: activations.layer `{}` is not a layer of the model (its layers: {})", request.layer, names.join(", "));
+            }
+        }
         experiment.train.optimizer.validate().with_context(|| origin.clone())?;
         experiment.train.loss.check_head(experiment.model.output_activation()).with_context(|| origin.clone())?;
         if let Validation::Split(f) = experiment.validation {
@@ -108,6 +163,15 @@ fn load_assignment(file: &Path) -> Result<Assignment> {
         }
         if experiment.train.epochs == 0 || experiment.train.batch_size == 0 {
             bail!("{origin}: train.epochs and train.batch_size must be at least 1");
+        }
+    }
+    if let Some(analysis) = &assignment.analysis {
+        let origin = format!("{}: [analysis]", file.display());
+        if analysis.methods.is_empty() {
+            bail!("{origin}: methods must name at least one of tsne, pca");
+        }
+        if analysis.k == 0 || analysis.k_max < analysis.k {
+            bail!("{origin}: need 1 ≤ k ≤ k_max, got k = {} and k_max = {}", analysis.k, analysis.k_max);
         }
     }
     Ok(assignment)
@@ -127,6 +191,15 @@ mod tests {
         assert_eq!(params("a1.cnn"), 1_199_882);
         assert_eq!(params("a1.cifar_cnn"), 624_106);
         assert_eq!(a1.experiment("a1.dense_linear").unwrap().validation, Validation::Split(0.2));
+        let tp = catalogue.assignment("tp").unwrap();
+        let params = |id: &str| tp.experiment(id).unwrap().model.param_count().unwrap();
+        assert_eq!(params("tp.logreg"), 7_850);
+        assert_eq!(params("tp.mlp"), 79_510);
+        assert_eq!(params("tp.cnn"), 366_806);
+        assert_eq!(tp.experiment("tp.mlp").unwrap().replicates, Some(5));
+        let analysis = tp.analysis.as_ref().unwrap();
+        assert_eq!((analysis.k, analysis.k_max), (10, 30));
+        assert_eq!(analysis.methods, vec![Method::Tsne, Method::Pca]);
     }
 
     fn load_text(text: &str) -> Result<Assignment> {
@@ -159,5 +232,19 @@ train = { epochs = 1, batch_size = 8, optimizer = { name = "sgd" }, loss = "cate
         assert!(err.contains("x1.m") && err.contains("softmax"), "{err}");
         let err = load_text(&GOOD.replace("id = \"x1.m\"", "id = \"other.m\"")).unwrap_err().to_string();
         assert!(err.contains("must start with"), "{err}");
+    }
+
+    #[test]
+    fn activations_and_analysis_are_checked() {
+        let with_layer = GOOD.replace("validation = \"test\"", "validation = \"test\"\nactivations = { layer = \"dense\" }");
+        assert!(load_text(&with_layer).is_ok());
+        let err = load_text(&with_layer.replace("layer = \"dense\"", "layer = \"dense_7\"")).unwrap_err().to_string();
+        assert!(err.contains("x1.m") && err.contains("dense_7") && err.contains("its layers: dense"), "{err}");
+        let analysis = "\n[analysis]\ndataset = \"mnist\"\nmethods = [\"pca\"]\nk = 10\nk_max = 30\n";
+        assert!(load_text(&format!("{GOOD}{analysis}")).unwrap().analysis.is_some());
+        let err = load_text(&format!("{GOOD}{}", analysis.replace("k_max = 30", "k_max = 5"))).unwrap_err().to_string();
+        assert!(err.contains("[analysis]") && err.contains("k_max = 5"), "{err}");
+        let err = load_text(&format!("{GOOD}{}", analysis.replace("\"pca\"", "\"umap\""))).unwrap_err().to_string();
+        assert!(err.contains("umap"), "{err}");
     }
 }

@@ -2,16 +2,16 @@
 
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use candle_core::Device;
 use nnlab_nn::{evaluate, fit, rng_stream, Model, Summary};
 
 use crate::catalogue::Validation;
 use crate::datasets::{self, DataCache, DatasetUnavailable};
 use crate::manifest::JobEntry;
-use crate::plan::Job;
+use crate::plan::{ActivationsSpec, Job};
 use crate::progress::Progress;
-use crate::store::{write_json, JobResult, RunStore};
+use crate::store::{write_json, ActivationsInfo, JobResult, RunStore};
 
 /// What one invocation did with the plan.
 pub struct Outcome {
@@ -46,8 +46,8 @@ pub fn run_jobs(jobs: &[Job], store: &RunStore, data: &mut DataCache, device: &D
                 job.spec.seed
             ));
             match run_one(job, store, data, device, threads, &progress) {
-                Ok(result) => {
-                    store.save(job, &result)?;
+                Ok((result, activations)) => {
+                    store.save(job, &result, activations.as_deref())?;
                     progress.println(format!(
                         "  test_loss: {:.4} - test_acc: {:.4} - {:.0} samples/s",
                         result.test.loss, result.test.acc, result.train_samples_per_s
@@ -78,7 +78,15 @@ pub fn run_jobs(jobs: &[Job], store: &RunStore, data: &mut DataCache, device: &D
     Ok(outcome)
 }
 
-fn run_one(job: &Job, store: &RunStore, data: &mut DataCache, device: &Device, threads: usize, progress: &Progress) -> Result<JobResult> {
+/// Trains and evaluates one job; returns its result and the activations it was asked to keep.
+fn run_one(
+    job: &Job,
+    store: &RunStore,
+    data: &mut DataCache,
+    device: &Device,
+    threads: usize,
+    progress: &Progress,
+) -> Result<(JobResult, Option<Vec<f32>>)> {
     let started = Instant::now();
     let spec = &job.spec;
     let loaded = data.get(&spec.dataset)?;
@@ -101,7 +109,14 @@ fn run_one(job: &Job, store: &RunStore, data: &mut DataCache, device: &Device, t
     let test_eval = evaluate(&model, &test, spec.train.loss)?;
     let summary = Summary::of(&spec.model)?;
     let train_seconds: f64 = history.iter().map(|r| r.train_seconds).sum();
-    Ok(JobResult {
+    let (activations_info, activations) = match &spec.activations {
+        Some(request) => {
+            let (info, values) = activations_of(&model, &test, request)?;
+            (Some(info), Some(values))
+        }
+        None => (None, None),
+    };
+    let result = JobResult {
         id: job.id.clone(),
         experiment: spec.experiment.clone(),
         replicate: spec.replicate,
@@ -116,7 +131,30 @@ fn run_one(job: &Job, store: &RunStore, data: &mut DataCache, device: &Device, t
         test_samples: test.len(),
         wall_seconds: started.elapsed().as_secs_f64(),
         threads,
-    })
+        activations: activations_info,
+    };
+    Ok((result, activations))
+}
+
+/// The requested layer's activations on the first test images, batch by batch to bound memory.
+fn activations_of(model: &Model, test: &nnlab_nn::Dataset, request: &ActivationsSpec) -> Result<(ActivationsInfo, Vec<f32>)> {
+    const BATCH: usize = 1000;
+    let rows = request.points.unwrap_or(test.len());
+    anyhow::ensure!(rows <= test.len(), "activations of {rows} test images asked, but the test slice has {}", test.len());
+    let layers = model.spec().plan()?;
+    let index = layers
+        .iter()
+        .position(|l| l.name == request.layer)
+        .with_context(|| format!("the model has no layer named {}", request.layer))?;
+    let cols: usize = layers[index].output_shape.iter().product();
+    let mut values = Vec::with_capacity(rows * cols);
+    for start in (0..rows).step_by(BATCH) {
+        let batch = test.slice(start, BATCH.min(rows - start))?;
+        let out = model.layer_output(&batch.x, index)?.flatten_from(1)?;
+        values.extend(out.flatten_all()?.to_vec1::<f32>()?);
+    }
+    let labels = test.slice(0, rows)?.labels_vec()?.into_iter().map(|l| l as u8).collect();
+    Ok((ActivationsInfo { layer: request.layer.clone(), rows, cols, labels }, values))
 }
 
 /// Writes the dataset facts the report shows (shapes, first labels) once per run.

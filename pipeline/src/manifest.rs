@@ -24,6 +24,14 @@ pub struct JobEntry {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProjectionEntry {
+    pub id: String,
+    pub label: String,
+    /// `ran`, `reused`, or `not run: <why>`.
+    pub status: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunManifest {
     pub run_dir: String,
     pub profile: String,
@@ -40,6 +48,9 @@ pub struct RunManifest {
     pub finished_at: Option<String>,
     pub wall_seconds: Option<f64>,
     pub jobs: Vec<JobEntry>,
+    /// The analysis stage's projections (label, id, status), for assignments that have one.
+    #[serde(default)]
+    pub projections: Vec<ProjectionEntry>,
 }
 
 impl Hardware {

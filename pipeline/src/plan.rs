@@ -29,6 +29,16 @@ pub struct JobSpec {
     /// 1-based replicate number.
     pub replicate: usize,
     pub seed: u64,
+    /// Activations to keep for the analysis stage; absent from the spec (and its hash) otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activations: Option<ActivationsSpec>,
+}
+
+/// The activations of layer `layer` on the first `points` test images (all of the test slice if absent).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivationsSpec {
+    pub layer: String,
+    pub points: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -63,6 +73,10 @@ pub fn plan(catalogue: &Catalogue, profile: &Profile, run_seed: u64, only: &[Str
                 data: DataSlice { train: profile.train_samples, test: profile.test_samples },
                 replicate: 0,
                 seed: 0,
+                activations: experiment
+                    .activations
+                    .as_ref()
+                    .map(|a| ActivationsSpec { layer: a.layer.clone(), points: profile.analysis_points }),
             };
             let configuration_hash = content_hash(&configuration);
             for replicate in 1..=profile.replicates_for(experiment.replicates) {
@@ -85,7 +99,7 @@ pub fn replicate_seed(run_seed: u64, configuration_hash: &str, replicate: usize)
     u64::from_le_bytes(digest[..8].try_into().expect("a SHA-256 digest has 32 bytes"))
 }
 
-fn content_hash<T: Serialize>(value: &T) -> String {
+pub fn content_hash<T: Serialize>(value: &T) -> String {
     // serde_json writes struct fields in declaration order, so the text is canonical for these types.
     let text = serde_json::to_string(value).expect("job specs always serialise");
     hex::encode(Sha256::digest(text))

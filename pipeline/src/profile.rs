@@ -24,6 +24,9 @@ pub struct Profile {
     /// Evaluate on the first N test samples.
     #[serde(default)]
     pub test_samples: Option<usize>,
+    /// How many of the first test images the separability analysis projects (all if absent).
+    #[serde(default)]
+    pub analysis_points: Option<usize>,
 }
 
 impl Profile {
@@ -46,6 +49,14 @@ impl Profile {
         }
         if profile.replicates == 0 || profile.max_replicates == Some(0) || profile.max_epochs == Some(0) {
             bail!("{}: replicates, max_replicates and max_epochs must be at least 1", file.display());
+        }
+        if let (Some(points), Some(test)) = (profile.analysis_points, profile.test_samples) {
+            if points > test {
+                bail!("{}: analysis_points ({points}) cannot exceed test_samples ({test})", file.display());
+            }
+        }
+        if profile.analysis_points.is_some_and(|p| p < 50) {
+            bail!("{}: analysis_points must be at least 50 (t-SNE with perplexity 30 needs > 90 points to be meaningful)", file.display());
         }
         Ok(profile)
     }

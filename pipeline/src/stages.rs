@@ -6,13 +6,15 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use candle_core::Device;
 
+use crate::analysis::{load_result, plan_projections, run_projections, ProjectionJob, ProjectionResult};
 use crate::catalogue::Catalogue;
 use crate::datasets::{DataCache, DataConfig};
 use crate::execute::run_jobs;
-use crate::manifest::{self, Hardware, RunManifest};
+use crate::manifest::{self, Hardware, ProjectionEntry, RunManifest};
 use crate::plan::{plan, Job};
 use crate::profile::Profile;
 use crate::render::{render_run, RenderInput};
+use crate::separation::SeparationTables;
 use crate::store::{JobResult, RunStore};
 use crate::tables::Tables;
 
@@ -78,6 +80,7 @@ pub fn run(sources: &Sources, request: &RunRequest) -> Result<RunManifest> {
         finished_at: None,
         wall_seconds: None,
         jobs: Vec::new(),
+        projections: Vec::new(),
     };
     store.write_json("plan.json", &jobs)?;
     store.write_json("manifest.json", &run_manifest)?;
@@ -92,6 +95,29 @@ pub fn run(sources: &Sources, request: &RunRequest) -> Result<RunManifest> {
     let finished: Vec<Job> = jobs.iter().filter(|j| store.is_complete(&j.id)).cloned().collect();
     aggregate(&store, &finished)?;
     run_manifest.jobs = outcome.entries;
+
+    let projections = plan_projections(&catalogue, &profile, request.seed, &jobs);
+    if !projections.is_empty() {
+        store.write_json("projections.json", &projections)?;
+        let analysed = run_projections(&projections, &store, &jobs, &mut data, request.threads)?;
+        eprintln!("{} projections computed, {} reused from earlier runs", analysed.ran, analysed.reused);
+        for (label, why) in &analysed.skipped {
+            eprintln!("projection {label} not run: {why}");
+        }
+        run_manifest.projections = projections
+            .iter()
+            .map(|p| {
+                let skipped = analysed.skipped.iter().find(|(label, _)| *label == p.label());
+                let status = match skipped {
+                    Some((_, why)) => format!("not run: {why}"),
+                    None if analysed.reused_ids.contains(&p.id) => "reused".to_string(),
+                    None => "ran".to_string(),
+                };
+                ProjectionEntry { id: p.id.clone(), label: p.label(), status }
+            })
+            .collect();
+        aggregate_projections(&store, &projections)?;
+    }
     run_manifest.finished_at = Some(manifest::utc_now());
     run_manifest.wall_seconds = Some(started.elapsed().as_secs_f64());
     store.write_json("manifest.json", &run_manifest)?;
@@ -116,6 +142,18 @@ pub fn aggregate(store: &RunStore, jobs: &[Job]) -> Result<Tables> {
     Ok(tables)
 }
 
+/// Collects the finished projections into the separation tables.
+pub fn aggregate_projections(store: &RunStore, projections: &[ProjectionJob]) -> Result<Option<SeparationTables>> {
+    let results: Vec<ProjectionResult> =
+        projections.iter().filter_map(|p| load_result(store.root(), p).ok()).collect();
+    if results.is_empty() {
+        return Ok(None);
+    }
+    let mut tables = SeparationTables::aggregate(&results)?;
+    tables.write(&store.tables_dir())?;
+    Ok(Some(tables))
+}
+
 /// Renders the reports of a finished run into `out_dir`.
 pub fn render(sources: &Sources, run_dir: &Path, out_dir: &Path) -> Result<Vec<PathBuf>> {
     let manifest_path = run_dir.join("manifest.json");
@@ -130,7 +168,8 @@ pub fn render(sources: &Sources, run_dir: &Path, out_dir: &Path) -> Result<Vec<P
     );
     let catalogue = Catalogue::load(&sources.catalogue)?;
     let tables = Tables::read(&run_dir.join("tables"))?;
-    let input = RenderInput { catalogue: &catalogue, tables: &tables, manifest: &run_manifest, run_dir, out_dir };
+    let separation = SeparationTables::read(&run_dir.join("tables"))?;
+    let input = RenderInput { catalogue: &catalogue, tables: &tables, separation: separation.as_ref(), manifest: &run_manifest, run_dir, out_dir };
     render_run(&input, &sources.templates)
 }
 

@@ -35,6 +35,29 @@ pub struct JobResult {
     pub train_samples_per_s: f64,
     pub wall_seconds: f64,
     pub threads: usize,
+    /// The activations kept for the analysis stage, if the job asked for them; their values are in
+    /// [`ACTIVATIONS_FILE`] beside the result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activations: Option<ActivationsInfo>,
+}
+
+/// Raw little-endian `f32` values, row-major `rows × cols`.
+pub const ACTIVATIONS_FILE: &str = "activations.f32";
+
+/// A layer's activations on the first `rows` test images, flattened to `cols` values each.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActivationsInfo {
+    pub layer: String,
+    pub rows: usize,
+    pub cols: usize,
+    /// The test labels of the rows.
+    pub labels: Vec<u8>,
+}
+
+/// Activations read back from a job directory.
+pub struct Activations {
+    pub info: ActivationsInfo,
+    pub values: Vec<f32>,
 }
 
 #[derive(Debug, Clone)]
@@ -65,7 +88,7 @@ impl RunStore {
     }
 
     /// Stores a finished job atomically (see the module comment).
-    pub fn save(&self, job: &Job, result: &JobResult) -> Result<()> {
+    pub fn save(&self, job: &Job, result: &JobResult, activations: Option<&[f32]>) -> Result<()> {
         let final_dir = self.job_dir(&job.id);
         let partial = self.root.join("jobs").join(format!("{}.partial-{}", job.id, partial_suffix()));
         if partial.exists() {
@@ -75,6 +98,10 @@ impl RunStore {
         write_json(&partial.join("job.json"), job)?;
         write_json(&partial.join("result.json"), result)?;
         fs::write(partial.join("history.csv"), history_csv(&result.history))?;
+        if let Some(values) = activations {
+            let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+            fs::write(partial.join(ACTIVATIONS_FILE), bytes)?;
+        }
         write_json(&partial.join(DONE_MARKER), &serde_json::json!({ "id": job.id }))?;
         sync_dir(&partial);
         if final_dir.exists() {
@@ -95,6 +122,28 @@ impl RunStore {
         let path = dir.join("result.json");
         let text = fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
         serde_json::from_str(&text).with_context(|| format!("{} is not a valid job result", path.display()))
+    }
+
+    /// The activations a finished job kept, checked against the size its result records.
+    pub fn load_activations(&self, job: &Job) -> Result<Activations> {
+        let result = self.load(job)?;
+        let Some(info) = result.activations else {
+            bail!("job {} ({} replicate {}) kept no activations", job.id, job.spec.experiment, job.spec.replicate);
+        };
+        let path = self.job_dir(&job.id).join(ACTIVATIONS_FILE);
+        let bytes = fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        if bytes.len() != info.rows * info.cols * 4 || info.labels.len() != info.rows {
+            bail!(
+                "{}: {} bytes and {} labels, but the result records {} × {} values",
+                path.display(),
+                bytes.len(),
+                info.labels.len(),
+                info.rows,
+                info.cols
+            );
+        }
+        let values = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        Ok(Activations { info, values })
     }
 
     /// Removes partial directories left by crashed workers on this host. A partial directory of a

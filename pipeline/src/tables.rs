@@ -177,7 +177,7 @@ fn finals_frame(results: &[JobResult]) -> Result<DataFrame> {
 }
 
 /// Group by `keys` (in first-seen order) and summarise each metric: mean, std (ddof 1), min, max; n = group size.
-fn summarise(frame: &DataFrame, keys: &[&str], metrics: &[&str]) -> Result<DataFrame> {
+pub(crate) fn summarise(frame: &DataFrame, keys: &[&str], metrics: &[&str]) -> Result<DataFrame> {
     let mut aggs = vec![len().alias("n")];
     for m in metrics {
         aggs.push(col(*m).mean().alias(format!("{m}_mean")));
@@ -197,17 +197,17 @@ fn rows_of(frame: &DataFrame, experiment: &str) -> Result<DataFrame> {
     Ok(df)
 }
 
-fn f64_at(df: &DataFrame, column: &str, row: usize) -> Result<Option<f64>> {
+pub(crate) fn f64_at(df: &DataFrame, column: &str, row: usize) -> Result<Option<f64>> {
     let column = df.column(column).map_err(|_| anyhow!("result table lacks column {column}"))?;
     Ok(column.cast(&DataType::Float64)?.f64()?.get(row).filter(|v| !v.is_nan()))
 }
 
-fn u32_at(df: &DataFrame, name: &str, row: usize) -> Result<u32> {
+pub(crate) fn u32_at(df: &DataFrame, name: &str, row: usize) -> Result<u32> {
     let column = df.column(name).map_err(|_| anyhow!("result table lacks column {name}"))?;
     column.cast(&DataType::UInt32)?.u32()?.get(row).ok_or_else(|| anyhow!("{name} is empty at row {row}"))
 }
 
-fn write_frame(
+pub(crate) fn write_frame(
     frame: &mut DataFrame,
     path: &Path,
     writer: impl FnOnce(&mut File, &mut DataFrame) -> PolarsResult<()>,
@@ -250,6 +250,7 @@ mod tests {
             train_samples_per_s: 1000.0 * replicate as f64,
             wall_seconds: 2.0,
             threads: 1,
+            activations: None,
         }
     }
 

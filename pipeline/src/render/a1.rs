@@ -3,11 +3,10 @@
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
-use super::context::model_json;
+use super::context::{comparison, model_json};
 use super::{BuiltPage, RenderInput};
 use crate::catalogue::{Experiment, Validation};
 use crate::datasets::load_facts;
-use crate::stats::welch;
 
 pub fn page(input: &RenderInput<'_>) -> Result<BuiltPage> {
     let assignment = input.catalogue.assignment("a1").context("the catalogue has no assignment a1")?;
@@ -97,21 +96,6 @@ fn reliability(acc: f64) -> Value {
         // Thresholds for the prose: unattended sorting wants ≥ 99% of postcodes right.
         "good_enough_unattended": postcode5 >= 0.99,
         "good_enough_assisted": postcode5 >= 0.9,
-    })
-}
-
-/// Difference of two replicate distributions of test accuracy, with Welch's t-test where defined.
-fn comparison(a: &[f64], b: &[f64], difference: f64) -> Value {
-    let test = welch(a, b);
-    json!({
-        "difference_pp": difference * 100.0,
-        "abs_difference_pp": difference.abs() * 100.0,
-        "a_higher": difference > 0.0,
-        "tested": test.is_some(),
-        "p": test.map(|t| t.p),
-        "significant": test.is_some_and(|t| t.p < 0.05),
-        // Under half a percentage point counts as "no practical difference" in the prose.
-        "negligible": difference.abs() < 0.005,
     })
 }
 

@@ -8,7 +8,8 @@ use nnlab_report::figure::{line_chart_svg, LineChart, Point, Series};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::catalogue::Experiment;
+use crate::catalogue::{Experiment, Validation};
+use crate::stats::welch;
 use crate::tables::{CurvePoint, Stat, Tables};
 
 /// Measured facts about a training history (mean curves over replicates), on which the
@@ -107,7 +108,7 @@ pub fn history_figures(tables: &Tables, experiment: &Experiment, out_dir: &Path)
             x_label: "epoch".into(),
             y_label: label.into(),
             log_x: false,
-            series: vec![series(key, "training", false)?, series(&format!("val_{key}"), "validation", true)?],
+            series: vec![series(key, "training", false)?, series(&format!("val_{key}"), validation_label(experiment), true)?],
         };
         let file = format!("{}-{key}.svg", experiment.id);
         let svg = line_chart_svg(&chart).with_context(|| format!("figure {file}"))?;
@@ -115,6 +116,14 @@ pub fn history_figures(tables: &Tables, experiment: &Experiment, out_dir: &Path)
         paths.insert(key.into(), json!(format!("figures/{file}")));
     }
     Ok(Value::Object(paths))
+}
+
+/// What the per-epoch validation curve was measured on.
+pub fn validation_label(experiment: &Experiment) -> &'static str {
+    match experiment.validation {
+        Validation::Split(_) => "validation",
+        Validation::Test => "test",
+    }
 }
 
 /// The first replicate's per-epoch log, printed the way Keras prints it to the console.
@@ -149,7 +158,7 @@ pub fn summary_json(experiment: &Experiment) -> Result<Value> {
         })).collect::<Vec<_>>(),
         "total_params": nnlab_nn::summary::group_thousands(summary.total_params),
         "total_params_raw": summary.total_params,
-        "flops_per_sample": summary.flops_per_sample,
+        "flops_per_sample": nnlab_nn::summary::group_thousands(summary.flops_per_sample),
     }))
 }
 
@@ -174,4 +183,19 @@ pub fn model_json(tables: &Tables, experiment: &Experiment, out_dir: &Path) -> R
 
 fn experiment_epochs(tables: &Tables, id: &str) -> Result<usize> {
     Ok(tables.curve(id, "acc")?.len())
+}
+
+/// Difference of two replicate distributions of test accuracy, with Welch's t-test where defined.
+pub fn comparison(a: &[f64], b: &[f64], difference: f64) -> Value {
+    let test = welch(a, b);
+    json!({
+        "difference_pp": difference * 100.0,
+        "abs_difference_pp": difference.abs() * 100.0,
+        "a_higher": difference > 0.0,
+        "tested": test.is_some(),
+        "p": test.map(|t| t.p),
+        "significant": test.is_some_and(|t| t.p < 0.05),
+        // Under half a percentage point counts as "no practical difference" in the prose.
+        "negligible": difference.abs() < 0.005,
+    })
 }

@@ -2,6 +2,7 @@
 
 mod a1;
 mod context;
+mod tp;
 
 use std::path::{Path, PathBuf};
 
@@ -11,12 +12,15 @@ use serde_json::json;
 
 use crate::catalogue::Catalogue;
 use crate::manifest::RunManifest;
+use crate::separation::SeparationTables;
 use crate::tables::Tables;
 
 /// Everything a report builder may read.
 pub struct RenderInput<'a> {
     pub catalogue: &'a Catalogue,
     pub tables: &'a Tables,
+    /// The analysis stage's tables, if the run had one.
+    pub separation: Option<&'a SeparationTables>,
     pub manifest: &'a RunManifest,
     pub run_dir: &'a Path,
     pub out_dir: &'a Path,
@@ -39,6 +43,7 @@ pub fn render_run(input: &RenderInput<'_>, templates: &Path) -> Result<Vec<PathB
     for assignment in &input.manifest.assignments {
         let page = match assignment.as_str() {
             "a1" => a1::page(input)?,
+            "tp" => tp::page(input)?,
             _ => continue,
         };
         let mut context = page.context;
