@@ -135,8 +135,9 @@ struct Selection {
     /// Run seed; every replicate's seed derives from it
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// Only these assignments (repeatable; default: all)
-    #[arg(long = "assignment")]
+    /// Only these assignments or experiments (repeatable, e.g. `--only a1 --only tp.mlp`; default:
+    /// all). Reports are rendered for the assignments selected whole.
+    #[arg(long = "only", alias = "assignment")]
     assignments: Vec<String>,
 }
 

@@ -47,20 +47,19 @@ pub struct Job {
     pub spec: JobSpec,
 }
 
-/// Every job of the selected assignments (all when `only` is empty), in catalogue order.
+/// Every job of the selection, in catalogue order. `only` holds assignment ids (every experiment of
+/// the assignment) and experiment ids (that experiment alone); empty selects everything.
 pub fn plan(catalogue: &Catalogue, profile: &Profile, run_seed: u64, only: &[String]) -> Result<Vec<Job>> {
     for wanted in only {
-        if catalogue.assignment(wanted).is_none() {
+        let is_experiment = catalogue.assignments.iter().flat_map(|a| &a.experiments).any(|e| &e.id == wanted);
+        if catalogue.assignment(wanted).is_none() && !is_experiment {
             let known: Vec<&str> = catalogue.assignments.iter().map(|a| a.id.as_str()).collect();
-            bail!("unknown assignment `{wanted}` (the catalogue has: {})", known.join(", "));
+            bail!("unknown assignment or experiment `{wanted}` (the assignments: {}; experiments are named <assignment>.<model>)", known.join(", "));
         }
     }
     let mut jobs = Vec::new();
     for assignment in &catalogue.assignments {
-        if !only.is_empty() && !only.contains(&assignment.id) {
-            continue;
-        }
-        for experiment in &assignment.experiments {
+        for experiment in assignment.experiments.iter().filter(|e| selects(only, &assignment.id, &e.id)) {
             let mut train = experiment.train.clone();
             train.epochs = profile.epochs_for(train.epochs);
             let configuration = JobSpec {
@@ -90,6 +89,11 @@ pub fn plan(catalogue: &Catalogue, profile: &Profile, run_seed: u64, only: &[Str
         }
     }
     Ok(jobs)
+}
+
+/// Whether the selection `only` (see [`plan`]) takes `experiment` of `assignment`.
+pub fn selects(only: &[String], assignment: &str, experiment: &str) -> bool {
+    only.is_empty() || only.iter().any(|wanted| wanted == assignment || wanted == experiment)
 }
 
 /// The seed of one replicate, from (run seed, configuration, replicate): replicates differ, and the
@@ -146,5 +150,19 @@ mod tests {
         let (catalogue, smoke) = setup("smoke");
         let err = plan(&catalogue, &smoke, 1, &["a9".to_string()]).unwrap_err().to_string();
         assert!(err.contains("a9") && err.contains("a1"), "{err}");
+    }
+
+    #[test]
+    fn experiments_can_be_selected_alone_with_the_ids_of_the_full_plan() {
+        let (catalogue, smoke) = setup("smoke");
+        let all = plan(&catalogue, &smoke, 1, &["tp".to_string()]).unwrap();
+        let only = ["tp.mlp".to_string(), "a1.cnn".to_string()];
+        let some = plan(&catalogue, &smoke, 1, &only).unwrap();
+        let experiments: std::collections::BTreeSet<&str> = some.iter().map(|j| j.spec.experiment.as_str()).collect();
+        assert_eq!(experiments, ["a1.cnn", "tp.mlp"].into_iter().collect());
+        // A job selected alone is the same job, so a later full run reuses it.
+        for job in some.iter().filter(|j| j.spec.experiment == "tp.mlp") {
+            assert!(all.iter().any(|a| a.id == job.id));
+        }
     }
 }

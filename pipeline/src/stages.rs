@@ -11,7 +11,7 @@ use crate::catalogue::Catalogue;
 use crate::datasets::{DataCache, DataConfig};
 use crate::execute::run_jobs;
 use crate::manifest::{self, Hardware, ProjectionEntry, RunManifest};
-use crate::plan::{plan, Job};
+use crate::plan::{plan, selects, Job};
 use crate::profile::Profile;
 use crate::render::{render_run, RenderInput};
 use crate::separation::SeparationTables;
@@ -188,11 +188,12 @@ pub fn update_latest_link(out_dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The assignments whose every experiment the selection takes: only those can be reported.
 fn assignments_of(catalogue: &Catalogue, only: &[String]) -> Vec<String> {
     catalogue
         .assignments
         .iter()
+        .filter(|a| a.experiments.iter().all(|e| selects(only, &a.id, &e.id)))
         .map(|a| a.id.clone())
-        .filter(|id| only.is_empty() || only.contains(id))
         .collect()
 }
