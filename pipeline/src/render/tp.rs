@@ -41,6 +41,9 @@ pub fn page(input: &RenderInput<'_>) -> Result<BuiltPage> {
     };
     let extra_params = params(mlp)? - params(logreg)?;
     let error_drop_pp = (mlp_acc.mean - logreg_acc.mean) * 100.0;
+    // Every replicate trains on the same slice, so the first one's count stands for all.
+    let cnn_train_samples = *tables.replicate_values(&cnn.id, "train_samples")?.first().context("tp.cnn has no finished replicate")? as usize;
+    let cnn_steps = cnn_train_samples.div_ceil(cnn.train.batch_size) * tables.curve(&cnn.id, "acc")?.len();
 
     let separation = input.separation.context("this run holds no separation tables: its analysis stage did not run")?;
     let projections = projections_of(input.run_dir)?;
@@ -89,6 +92,10 @@ pub fn page(input: &RenderInput<'_>) -> Result<BuiltPage> {
             "logreg_more_efficient": logreg_acc.mean / params(logreg)? > mlp_acc.mean / params(mlp)?,
         },
         "q3": {
+            // Under twice chance level (ten classes) the CNN has not left its initial plateau.
+            "at_chance": cnn_acc.mean < 0.2,
+            "train_samples": nnlab_nn::summary::group_thousands(cnn_train_samples),
+            "steps": nnlab_nn::summary::group_thousands(cnn_steps),
             "vs_mlp": comparison(&tables.replicate_values(&cnn.id, "test_acc")?, &tables.replicate_values(&mlp.id, "test_acc")?, cnn_acc.mean - mlp_acc.mean),
         },
         "analysis": analysis_json(config, &projections, separation)?,
