@@ -101,6 +101,7 @@ pub fn page(input: &RenderInput<'_>) -> Result<BuiltPage> {
         "analysis": analysis_json(config, &projections, separation)?,
         "m1": {
             "seconds": stat_json(&separation.stat(RAW, Method::Tsne.name(), "projection_seconds")?),
+            "threads": input.manifest.hardware.threads_used,
             "figures": scatter[0]["figures"].clone(),
         },
         "m2": {
