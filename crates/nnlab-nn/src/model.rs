@@ -6,6 +6,8 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::error::{NnError, Result};
 use crate::init::glorot_uniform;
+use crate::kernels::activation::Pointwise;
+use crate::kernels::conv::conv2d_bias_act;
 use crate::spec::{Activation, LayerSpec, ModelSpec, Padding};
 
 /// Whether layers that only act in training (dropout, noise) are active; in training they draw from
@@ -150,9 +152,11 @@ impl Model {
                     apply_activation(&z, *activation)?
                 }
                 Layer::Conv2d { kernel, bias, activation, pad, .. } => {
-                    let z = conv2d(&h, kernel.as_tensor(), *pad)?;
-                    let z = crate::kernels::bias::add_channel_bias(&z, bias.as_tensor())?;
-                    apply_activation(&z, *activation)?
+                    let (kernel, bias) = (kernel.as_tensor(), bias.as_tensor());
+                    match pointwise(*activation) {
+                        Some(act) => conv2d_bias_act(&h, kernel, bias, *pad, act)?,
+                        None => apply_activation(&conv2d_bias_act(&h, kernel, bias, *pad, Pointwise::Linear)?, *activation)?,
+                    }
                 }
                 Layer::MaxPool2d { pool, strides } => crate::kernels::pool::max_pool2d(&h, *pool, *strides)?,
                 Layer::Dropout { rate } => match &mut mode {
@@ -192,10 +196,15 @@ fn same_padding(padding: Padding, kh: usize, kw: usize) -> [usize; 4] {
     }
 }
 
-/// Stride-1 convolution of an NCHW batch; uneven padding is applied explicitly because candle's
-/// conv2d pads all four sides alike.
-fn conv2d(x: &Tensor, kernel: &Tensor, [top, bottom, left, right]: [usize; 4]) -> Result<Tensor> {
-    Ok(crate::kernels::conv::conv2d(x, kernel, [top, bottom, left, right])?)
+/// The activations the fused layer kernels apply themselves; softmax, which couples a row's
+/// elements, is applied after them.
+fn pointwise(activation: Activation) -> Option<Pointwise> {
+    match activation {
+        Activation::Linear => Some(Pointwise::Linear),
+        Activation::Relu => Some(Pointwise::Relu),
+        Activation::Sigmoid => Some(Pointwise::Sigmoid),
+        Activation::Softmax => None,
+    }
 }
 
 fn apply_activation(z: &Tensor, activation: Activation) -> Result<Tensor> {
@@ -294,7 +303,7 @@ mod tests {
         // A 2×2 all-ones kernel over a 2×2 image of ones, TF `same`: outputs 4 2 / 2 1.
         let x = Tensor::ones((1, 1, 2, 2), DType::F32, &Device::Cpu).unwrap();
         let k = Tensor::ones((1, 1, 2, 2), DType::F32, &Device::Cpu).unwrap();
-        let y = conv2d(&x, &k, same_padding(Padding::Same, 2, 2)).unwrap();
+        let y = crate::kernels::conv::conv2d(&x, &k, same_padding(Padding::Same, 2, 2)).unwrap();
         assert_eq!(y.flatten_all().unwrap().to_vec1::<f32>().unwrap(), vec![4.0, 2.0, 2.0, 1.0]);
     }
 

@@ -1,50 +1,83 @@
-//! Stride-1 2-D convolution of NCHW f32 batches as im2col + gemm, with its backward pass:
+//! Stride-1 2-D convolution of NCHW f32 batches fused with its per-channel bias and activation,
+//! `act(conv(x, W) + b)`, as im2col + gemm, with a backward pass that computes every gradient in
+//! one sweep over the batch:
 //!
-//! - forward, per item: `out_b (F × OH·OW) = W (F × C·kh·kw) · cols_b`;
-//! - input gradient, per item: `grad_x_b = col2im(Wᵀ · grad_b)`;
-//! - kernel gradient: `grad_W = Σ_b grad_b · cols_bᵀ`, summed over fixed chunks of items and then
-//!   over the chunks in order, so that it is bit-identical whatever the thread count.
+//! - forward, per item: `z_b (F × OH·OW) = W (F × C·kh·kw) · cols_b`, then bias and activation
+//!   while the item's output is still in cache;
+//! - backward, per item: `gz_b = grad_b · act'(out_b)`; `grad_W += gz_b · cols_bᵀ`,
+//!   `grad_b += row sums of gz_b` and, when the input takes part in autograd,
+//!   `grad_x_b = col2im(Wᵀ · gz_b)`.
+//!
+//! Fusing keeps the pre-activation, the biased map and their gradients (each as large as the
+//! output) out of candle's graph: every graph node costs candle a fresh gradient buffer, a zeroed
+//! accumulator and an addition, which on these maps cost more than the arithmetic. The kernel and
+//! bias gradients are summed over fixed chunks of items and then over the chunks in order, so that
+//! they are bit-identical whatever the thread count.
 //!
 //! See [`super::im2col`] for the layout of `cols`.
 
-use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::activation::Pointwise;
 use super::gemm::{matmul, Matrix};
 use super::im2col::{col2im, im2col, ConvGeometry};
-use super::{contiguous_f32, items_per_task, with_scratch};
+use super::{contiguous_f32, items_per_task, with_host_f32, with_scratch};
 
-/// Stride-1 convolution of `x` `(batch, channels, height, width)` with `kernel`
-/// `(filters, channels, kh, kw)`, zero-padded by `pad` = (top, bottom, left, right); the result is
+/// `act(conv(x, kernel) + bias)`: stride-1 convolution of `x` `(batch, channels, height, width)`
+/// with `kernel` `(filters, channels, kh, kw)`, zero-padded by `pad` = (top, bottom, left, right),
+/// plus `bias` `(filters,)` on every pixel of its channel; the result is
 /// `(batch, filters, height + top + bottom - kh + 1, width + left + right - kw + 1)`.
 ///
 /// f32 tensors on the CPU go through this module's kernels; anything else through candle's
-/// `conv2d` (after explicit padding where it is uneven, which candle's op cannot express).
-pub fn conv2d(x: &Tensor, kernel: &Tensor, pad: [usize; 4]) -> Result<Tensor> {
-    if x.device().is_cpu() && x.dtype() == DType::F32 && kernel.dtype() == DType::F32 {
-        return x.contiguous()?.apply_op2(&kernel.contiguous()?, Conv2d { pad });
+/// `conv2d` (after explicit padding where it is uneven, which candle's op cannot express),
+/// `broadcast_add` and activation.
+pub fn conv2d_bias_act(x: &Tensor, kernel: &Tensor, bias: &Tensor, pad: [usize; 4], act: Pointwise) -> Result<Tensor> {
+    if x.device().is_cpu() && [x, kernel, bias].iter().all(|t| t.dtype() == DType::F32) {
+        return x.contiguous()?.apply_op3(&kernel.contiguous()?, &bias.contiguous()?, ConvBiasAct { pad, act });
     }
     let [top, bottom, left, right] = pad;
-    if top == bottom && left == right && top == left {
-        return x.conv2d(kernel, top, 1, 1, 1);
-    }
-    x.pad_with_zeros(2, top, bottom)?.pad_with_zeros(3, left, right)?.conv2d(kernel, 0, 1, 1, 1)
+    let z = if top == bottom && left == right && top == left {
+        x.conv2d(kernel, top, 1, 1, 1)?
+    } else {
+        x.pad_with_zeros(2, top, bottom)?.pad_with_zeros(3, left, right)?.conv2d(kernel, 0, 1, 1, 1)?
+    };
+    act.apply_tensor(&z.broadcast_add(&bias.reshape((1, (), 1, 1))?)?)
 }
 
-/// The forward op, `(x, kernel) → out`.
-struct Conv2d {
+/// The plain convolution, `conv2d_bias_act` with no bias and no activation.
+pub fn conv2d(x: &Tensor, kernel: &Tensor, pad: [usize; 4]) -> Result<Tensor> {
+    let no_bias = Tensor::zeros(kernel.dim(0)?, kernel.dtype(), kernel.device())?;
+    conv2d_bias_act(x, kernel, &no_bias, pad, Pointwise::Linear)
+}
+
+/// The fused op, `(x, kernel, bias) → out`.
+struct ConvBiasAct {
     pad: [usize; 4],
+    act: Pointwise,
 }
 
-impl CustomOp2 for Conv2d {
+impl CustomOp3 for ConvBiasAct {
     fn name(&self) -> &'static str {
-        "nnlab-conv2d"
+        "nnlab-conv2d-bias-act"
     }
 
-    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, ks: &CpuStorage, kl: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ks: &CpuStorage,
+        kl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let g = ConvGeometry::new(xl.shape().dims4()?, kl.shape().dims4()?, self.pad)?;
+        if bl.shape().dims() != [g.filters] {
+            candle_core::bail!("conv2d: a bias {:?} for {} filters", bl.shape(), g.filters);
+        }
         let x = contiguous_f32(xs, xl, "conv2d input")?;
         let kernel = Matrix::row_major(contiguous_f32(ks, kl, "conv2d kernel")?, g.filters, g.taps());
+        let bias = contiguous_f32(bs, bl, "conv2d bias")?;
         let mut out = vec![0.0f32; g.batch * g.output_item()];
         let chunk = items_per_task(g.batch);
         out.par_chunks_mut(chunk * g.output_item()).zip(x.par_chunks(chunk * g.input_item())).for_each(|(out, x)| {
@@ -52,118 +85,110 @@ impl CustomOp2 for Conv2d {
                 for (out, x) in out.chunks_exact_mut(g.output_item()).zip(x.chunks_exact(g.input_item())) {
                     im2col(&g, x, cols);
                     matmul(out, kernel, Matrix::row_major(cols, g.taps(), g.out_positions()), false);
+                    for (plane, &b) in out.chunks_exact_mut(g.out_positions()).zip(bias) {
+                        self.act.add_bias_and_apply(plane, b);
+                    }
                 }
             })
         });
         Ok((CpuStorage::F32(out), (g.batch, g.filters, g.oh, g.ow).into()))
     }
 
-    /// Gradients for the arguments that take part in autograd; a network's input does not, so the
-    /// first layer skips its (unused) input gradient.
-    fn bwd(&self, x: &Tensor, kernel: &Tensor, _out: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    /// All gradients in one sweep; a network's input takes no part in autograd, so the first
+    /// layer skips its (unused) input gradient.
+    fn bwd(
+        &self,
+        x: &Tensor,
+        kernel: &Tensor,
+        bias: &Tensor,
+        out: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let g = ConvGeometry::new(x.dims4()?, kernel.dims4()?, self.pad)?;
         let grad = grad.contiguous()?;
-        let grad_x = if x.track_op() { Some(grad.apply_op2_no_bwd(kernel, &Conv2dInputGrad { pad: self.pad })?) } else { None };
-        let grad_kernel =
-            if kernel.track_op() { Some(x.apply_op2_no_bwd(&grad, &Conv2dKernelGrad { pad: self.pad })?) } else { None };
-        Ok((grad_x, grad_kernel))
+        let grads = with_host_f32([x, kernel, out, &grad], |[xs, ks, outs, grads]| {
+            Ok(backward(&g, self.act, [xs, ks, outs, grads], x.track_op()))
+        })?;
+        let device = x.device();
+        let grad_x = grads.input.map(|v| Tensor::from_vec(v, x.shape(), device)).transpose()?;
+        let grad_k = kernel.track_op().then(|| Tensor::from_vec(grads.kernel, kernel.shape(), device)).transpose()?;
+        let grad_b = bias.track_op().then(|| Tensor::from_vec(grads.bias, bias.shape(), device)).transpose()?;
+        Ok((grad_x, grad_k, grad_b))
     }
 }
 
-/// `(grad_out, kernel) → grad_x`.
-struct Conv2dInputGrad {
-    pad: [usize; 4],
+/// Batch items whose kernel and bias gradients are summed together before the per-chunk sums are
+/// added up. A constant, not a function of the thread count, so the summation order is always the same.
+const GRAD_CHUNK: usize = 8;
+
+/// The gradients of one fused convolution, as host vectors.
+struct ConvGrads {
+    input: Option<Vec<f32>>,
+    kernel: Vec<f32>,
+    bias: Vec<f32>,
 }
 
-impl CustomOp2 for Conv2dInputGrad {
-    fn name(&self) -> &'static str {
-        "nnlab-conv2d-input-grad"
+/// All gradients from the input `x`, the kernel, the layer's output and the output's gradient
+/// (all contiguous); the input gradient only `with_input`.
+fn backward(g: &ConvGeometry, act: Pointwise, [x, kernel, out, grad]: [&[f32]; 4], with_input: bool) -> ConvGrads {
+    let kernel_t = Matrix::row_major(kernel, g.filters, g.taps()).t();
+    let chunks = g.batch.div_ceil(GRAD_CHUNK);
+    let mut grad_x = vec![0.0f32; if with_input { g.batch * g.input_item() } else { 0 }];
+    let targets: Vec<Option<&mut [f32]>> = if with_input {
+        grad_x.chunks_mut(GRAD_CHUNK * g.input_item()).map(Some).collect()
+    } else {
+        (0..chunks).map(|_| None).collect()
+    };
+    let output_chunk = GRAD_CHUNK * g.output_item();
+    let partials: Vec<(Vec<f32>, Vec<f32>)> = targets
+        .into_par_iter()
+        .zip(x.par_chunks(GRAD_CHUNK * g.input_item()))
+        .zip(out.par_chunks(output_chunk).zip(grad.par_chunks(output_chunk)))
+        .map(|((grad_x, x), (out, grad))| chunk_backward(g, act, kernel_t, [x, out, grad], grad_x))
+        .collect();
+    let (mut grad_kt, mut grad_b) = (vec![0.0f32; g.taps() * g.filters], vec![0.0f32; g.filters]);
+    for (partial_kt, partial_b) in &partials {
+        grad_kt.iter_mut().zip(partial_kt).for_each(|(acc, v)| *acc += v);
+        grad_b.iter_mut().zip(partial_b).for_each(|(acc, v)| *acc += v);
     }
-
-    fn cpu_fwd(&self, gs: &CpuStorage, gl: &Layout, ks: &CpuStorage, kl: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (batch, _, oh, ow) = gl.shape().dims4()?;
-        let (filters, channels, kh, kw) = kl.shape().dims4()?;
-        let [top, bottom, left, right] = self.pad;
-        // Stride 1: oh = height + top + bottom - kh + 1, and likewise for the width.
-        let (height, width) = ((oh + kh - 1).checked_sub(top + bottom), (ow + kw - 1).checked_sub(left + right));
-        let (Some(height), Some(width)) = (height, width) else {
-            candle_core::bail!("conv2d input gradient: output {oh}×{ow} is too small for kernel {kh}×{kw} and padding {:?}", self.pad)
-        };
-        let g = ConvGeometry::new((batch, channels, height, width), (filters, channels, kh, kw), self.pad)?;
-        if gl.shape().dims4()? != (batch, filters, g.oh, g.ow) {
-            candle_core::bail!("conv2d input gradient: gradient {:?} does not match kernel {:?}", gl.shape(), kl.shape());
-        }
-        let grad = contiguous_f32(gs, gl, "conv2d output gradient")?;
-        let kernel_t = Matrix::row_major(contiguous_f32(ks, kl, "conv2d kernel")?, g.filters, g.taps()).t();
-        let mut grad_x = vec![0.0f32; g.batch * g.input_item()];
-        let chunk = items_per_task(g.batch);
-        grad_x.par_chunks_mut(chunk * g.input_item()).zip(grad.par_chunks(chunk * g.output_item())).for_each(
-            |(grad_x, grad)| {
-                with_scratch(g.taps() * g.out_positions(), |cols| {
-                    for (grad_x, grad) in grad_x.chunks_exact_mut(g.input_item()).zip(grad.chunks_exact(g.output_item())) {
-                        matmul(cols, kernel_t, Matrix::row_major(grad, g.filters, g.out_positions()), false);
-                        col2im(&g, cols, grad_x);
-                    }
-                })
-            },
-        );
-        Ok((CpuStorage::F32(grad_x), (g.batch, g.channels, g.height, g.width).into()))
+    let mut grad_k = vec![0.0f32; g.filters * g.taps()];
+    for (tap, row) in grad_kt.chunks_exact(g.filters).enumerate() {
+        row.iter().enumerate().for_each(|(filter, &v)| grad_k[filter * g.taps() + tap] = v);
     }
+    ConvGrads { input: with_input.then_some(grad_x), kernel: grad_k, bias: grad_b }
 }
 
-/// Batch items whose kernel gradients are summed together before the per-chunk sums are added up.
-/// A constant, not a function of the thread count, so the summation order is always the same.
-const KERNEL_GRAD_CHUNK: usize = 8;
-
-/// `(x, grad_out) → grad_kernel`.
-struct Conv2dKernelGrad {
-    pad: [usize; 4],
-}
-
-impl CustomOp2 for Conv2dKernelGrad {
-    fn name(&self) -> &'static str {
-        "nnlab-conv2d-kernel-grad"
-    }
-
-    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, gs: &CpuStorage, gl: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (batch, channels, height, width) = xl.shape().dims4()?;
-        let (_, filters, oh, ow) = gl.shape().dims4()?;
-        let [top, bottom, left, right] = self.pad;
-        // Stride 1: kh = height + top + bottom - oh + 1, and likewise for the width.
-        let (kh, kw) = ((height + top + bottom + 1).checked_sub(oh), (width + left + right + 1).checked_sub(ow));
-        let (Some(kh), Some(kw)) = (kh, kw) else {
-            candle_core::bail!("conv2d kernel gradient: output {oh}×{ow} is larger than the padded input")
-        };
-        let g = ConvGeometry::new((batch, channels, height, width), (filters, channels, kh, kw), self.pad)?;
-        if gl.shape().dims4()? != (batch, filters, g.oh, g.ow) {
-            candle_core::bail!("conv2d kernel gradient: gradient {:?} does not match input {:?}", gl.shape(), xl.shape());
-        }
-        let x = contiguous_f32(xs, xl, "conv2d input")?;
-        let grad = contiguous_f32(gs, gl, "conv2d output gradient")?;
-        let kernel_len = g.filters * g.taps();
-        let partials: Vec<Vec<f32>> = x
-            .par_chunks(KERNEL_GRAD_CHUNK * g.input_item())
-            .zip(grad.par_chunks(KERNEL_GRAD_CHUNK * g.output_item()))
-            .map(|(x, grad)| {
-                let mut partial = vec![0.0f32; kernel_len];
-                with_scratch(g.taps() * g.out_positions(), |cols| {
-                    let items = x.chunks_exact(g.input_item()).zip(grad.chunks_exact(g.output_item()));
-                    for (item, (x, grad)) in items.enumerate() {
-                        im2col(&g, x, cols);
-                        let grad = Matrix::row_major(grad, g.filters, g.out_positions());
-                        matmul(&mut partial, grad, Matrix::row_major(cols, g.taps(), g.out_positions()).t(), item > 0);
-                    }
-                });
-                partial
-            })
-            .collect();
-        let mut grad_kernel = vec![0.0f32; kernel_len];
-        for partial in &partials {
-            for (acc, v) in grad_kernel.iter_mut().zip(partial) {
-                *acc += v;
+/// The kernel gradient (transposed, `taps × filters`) and the bias gradient summed over one chunk
+/// of items, in item order, and each item's input gradient written into `grad_x` if given.
+fn chunk_backward(
+    g: &ConvGeometry,
+    act: Pointwise,
+    kernel_t: Matrix<'_>,
+    [x, out, grad]: [&[f32]; 3],
+    mut grad_x: Option<&mut [f32]>,
+) -> (Vec<f32>, Vec<f32>) {
+    let (mut grad_kt, mut grad_b) = (vec![0.0f32; g.taps() * g.filters], vec![0.0f32; g.filters]);
+    let (cols_len, positions) = (g.taps() * g.out_positions(), g.out_positions());
+    with_scratch(2 * cols_len + g.output_item(), |scratch| {
+        let (cols, rest) = scratch.split_at_mut(cols_len);
+        let (grad_cols, grad_z) = rest.split_at_mut(cols_len);
+        let items = x.chunks_exact(g.input_item()).zip(out.chunks_exact(g.output_item()).zip(grad.chunks_exact(g.output_item())));
+        for (item, (x, (out, grad))) in items.enumerate() {
+            act.backprop(out, grad, grad_z);
+            for (acc, plane) in grad_b.iter_mut().zip(grad_z.chunks_exact(positions)) {
+                *acc += plane.iter().sum::<f32>();
+            }
+            im2col(g, x, cols);
+            let gz = Matrix::row_major(grad_z, g.filters, positions);
+            // Transposed, `cols · gzᵀ`: the gemm crate packs `cols` faster in this orientation.
+            matmul(&mut grad_kt, Matrix::row_major(cols, g.taps(), positions), gz.t(), item > 0);
+            if let Some(grad_x) = grad_x.as_deref_mut() {
+                matmul(grad_cols, kernel_t, gz, false);
+                col2im(g, grad_cols, &mut grad_x[item * g.input_item()..(item + 1) * g.input_item()]);
             }
         }
-        Ok((CpuStorage::F32(grad_kernel), (g.filters, g.channels, g.kh, g.kw).into()))
-    }
+    });
+    (grad_kt, grad_b)
 }
 
 #[cfg(test)]
@@ -178,10 +203,11 @@ mod tests {
         Tensor::from_vec(values, dims, &Device::Cpu).unwrap()
     }
 
-    /// candle's own convolution, explicitly padded: the reference.
-    fn reference(x: &Tensor, kernel: &Tensor, [top, bottom, left, right]: [usize; 4]) -> Tensor {
+    /// candle's own convolution, explicitly padded, plus bias and activation: the reference.
+    fn reference(x: &Tensor, kernel: &Tensor, bias: &Tensor, [top, bottom, left, right]: [usize; 4], act: Pointwise) -> Tensor {
         let padded = x.pad_with_zeros(2, top, bottom).unwrap().pad_with_zeros(3, left, right).unwrap();
-        padded.conv2d(kernel, 0, 1, 1, 1).unwrap()
+        let z = padded.conv2d(kernel, 0, 1, 1, 1).unwrap().broadcast_add(&bias.reshape((1, (), 1, 1)).unwrap()).unwrap();
+        act.apply_tensor(&z).unwrap()
     }
 
     /// Largest difference relative to the reference's largest magnitude.
@@ -194,23 +220,24 @@ mod tests {
         assert!(worst <= 1e-4 * scale, "{what}: off by {worst} at scale {scale}");
     }
 
-    /// Output and both gradients of `loss = sum(conv(x, k) * weights)`, by `conv`.
+    /// Output and the gradients of x, kernel and bias of `loss = sum(layer(x, k, b) * weights)`.
     fn output_and_grads(
-        conv: impl Fn(&Tensor, &Tensor) -> Tensor,
-        x: &Tensor,
-        kernel: &Tensor,
+        layer: impl Fn(&Tensor, &Tensor, &Tensor) -> Tensor,
+        [x, kernel, bias]: [&Tensor; 3],
         weights: &Tensor,
-    ) -> (Tensor, Tensor, Tensor) {
-        let (x, kernel) = (Var::from_tensor(x).unwrap(), Var::from_tensor(kernel).unwrap());
-        let out = conv(x.as_tensor(), kernel.as_tensor());
+    ) -> [Tensor; 4] {
+        let vars = [x, kernel, bias].map(|t| Var::from_tensor(t).unwrap());
+        let out = layer(vars[0].as_tensor(), vars[1].as_tensor(), vars[2].as_tensor());
         let grads = (&out * weights).unwrap().sum_all().unwrap().backward().unwrap();
-        (out, grads.get(&x).unwrap().clone(), grads.get(&kernel).unwrap().clone())
+        let [gx, gk, gb] = vars.map(|v| grads.get(&v).unwrap().clone());
+        [out, gx, gk, gb]
     }
 
     #[test]
-    fn output_and_gradients_match_candles_convolution() {
+    fn output_and_gradients_match_candles_convolution_bias_and_activation() {
         // (batch, channels, height, width, filters, kh, kw, padding)
-        let cases: [(usize, usize, usize, usize, usize, usize, usize, [usize; 4]); 10] = [
+        type Case = (usize, usize, usize, usize, usize, usize, usize, [usize; 4]);
+        let cases: [Case; 12] = [
             (1, 1, 5, 5, 1, 1, 1, [0; 4]),
             (2, 3, 7, 9, 4, 3, 3, [0; 4]),
             (3, 2, 6, 6, 5, 3, 3, [1; 4]),
@@ -221,42 +248,53 @@ mod tests {
             (1, 2, 4, 3, 2, 3, 2, [1, 2, 2, 0]),
             (3, 1, 1, 2, 2, 5, 5, [4, 0, 3, 1]),
             (5, 32, 13, 12, 16, 3, 3, [0; 4]),
+            (11, 1, 9, 10, 7, 5, 5, [2; 4]),
+            (19, 6, 6, 5, 9, 1, 1, [0; 4]),
         ];
+        let acts = [Pointwise::Relu, Pointwise::Sigmoid, Pointwise::Linear];
         let mut rng = ChaCha8Rng::seed_from_u64(42);
-        for (b, c, h, w, f, kh, kw, pad) in cases {
-            let what = format!("x ({b}, {c}, {h}, {w}), kernel ({f}, {c}, {kh}, {kw}), pad {pad:?}");
+        for (case, (b, c, h, w, f, kh, kw, pad)) in cases.into_iter().enumerate() {
+            let act = acts[case % acts.len()];
+            let what = format!("x ({b}, {c}, {h}, {w}), kernel ({f}, {c}, {kh}, {kw}), pad {pad:?}, {act:?}");
             let x = random(&mut rng, &[b, c, h, w]);
             let kernel = random(&mut rng, &[f, c, kh, kw]);
+            let bias = random(&mut rng, &[f]);
             let (oh, ow) = (h + pad[0] + pad[1] - kh + 1, w + pad[2] + pad[3] - kw + 1);
             let weights = random(&mut rng, &[b, f, oh, ow]);
-            let (out, grad_x, grad_k) = output_and_grads(|x, k| conv2d(x, k, pad).unwrap(), &x, &kernel, &weights);
-            let (want_out, want_x, want_k) = output_and_grads(|x, k| reference(x, k, pad), &x, &kernel, &weights);
-            assert_close(&out, &want_out, &format!("output, {what}"));
-            assert_close(&grad_x, &want_x, &format!("input gradient, {what}"));
-            assert_close(&grad_k, &want_k, &format!("kernel gradient, {what}"));
+            let ours = |x: &Tensor, k: &Tensor, bias: &Tensor| conv2d_bias_act(x, k, bias, pad, act).unwrap();
+            let got = output_and_grads(ours, [&x, &kernel, &bias], &weights);
+            let want = output_and_grads(|x, k, bias| reference(x, k, bias, pad, act), [&x, &kernel, &bias], &weights);
+            for (name, (got, want)) in ["output", "input gradient", "kernel gradient", "bias gradient"].iter().zip(got.iter().zip(&want)) {
+                assert_close(got, want, &format!("{name}, {what}"));
+            }
         }
     }
 
     #[test]
-    fn strided_inputs_are_read_by_their_layout() {
+    fn plain_convolution_and_strided_inputs_read_by_their_layout() {
         // NHWC images permuted to NCHW, as a model's first layer receives them.
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         let x = random(&mut rng, &[3, 6, 5, 2]).permute((0, 3, 1, 2)).unwrap();
         let kernel = random(&mut rng, &[4, 3, 3, 2]).narrow(1, 1, 2).unwrap();
         assert!(!x.is_contiguous() && !kernel.is_contiguous());
-        assert_close(&conv2d(&x, &kernel, [1, 1, 0, 1]).unwrap(), &reference(&x, &kernel, [1, 1, 0, 1]), "strided");
+        let no_bias = Tensor::zeros(4, DType::F32, &Device::Cpu).unwrap();
+        let want = reference(&x, &kernel, &no_bias, [1, 1, 0, 1], Pointwise::Linear);
+        assert_close(&conv2d(&x, &kernel, [1, 1, 0, 1]).unwrap(), &want, "strided");
     }
 
     #[test]
     fn an_input_outside_autograd_gets_no_gradient() {
         let mut rng = ChaCha8Rng::seed_from_u64(3);
-        let x = random(&mut rng, &[2, 3, 6, 6]);
+        let (x, weights) = (random(&mut rng, &[2, 3, 6, 6]), random(&mut rng, &[2, 4, 4, 4]));
         let kernel = Var::from_tensor(&random(&mut rng, &[4, 3, 3, 3])).unwrap();
-        let weights = random(&mut rng, &[2, 4, 4, 4]);
-        let grads = (conv2d(&x, kernel.as_tensor(), [0; 4]).unwrap() * &weights).unwrap().sum_all().unwrap().backward().unwrap();
+        let bias = Var::from_tensor(&random(&mut rng, &[4])).unwrap();
+        let out = conv2d_bias_act(&x, kernel.as_tensor(), bias.as_tensor(), [0; 4], Pointwise::Sigmoid).unwrap();
+        let grads = (out * &weights).unwrap().sum_all().unwrap().backward().unwrap();
         assert!(grads.get(&x).is_none());
-        let (_, _, want_k) = output_and_grads(|x, k| reference(x, k, [0; 4]), &x, kernel.as_tensor(), &weights);
+        let reference = |x: &Tensor, k: &Tensor, b: &Tensor| reference(x, k, b, [0; 4], Pointwise::Sigmoid);
+        let [_, _, want_k, want_b] = output_and_grads(reference, [&x, kernel.as_tensor(), bias.as_tensor()], &weights);
         assert_close(grads.get(&kernel).unwrap(), &want_k, "kernel gradient of a first layer");
+        assert_close(grads.get(&bias).unwrap(), &want_b, "bias gradient of a first layer");
     }
 
     #[test]
@@ -264,12 +302,13 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(11);
         let x = random(&mut rng, &[37, 3, 9, 8]);
         let kernel = random(&mut rng, &[5, 3, 3, 3]);
+        let bias = random(&mut rng, &[5]);
         let weights = random(&mut rng, &[37, 5, 9, 8]);
         let run = |threads: usize| {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            let (out, grad_x, grad_k) =
-                pool.install(|| output_and_grads(|x, k| conv2d(x, k, [1; 4]).unwrap(), &x, &kernel, &weights));
-            [out, grad_x, grad_k].map(|t| t.flatten_all().unwrap().to_vec1::<f32>().unwrap())
+            let layer = |x: &Tensor, k: &Tensor, b: &Tensor| conv2d_bias_act(x, k, b, [1; 4], Pointwise::Relu).unwrap();
+            let results = pool.install(|| output_and_grads(layer, [&x, &kernel, &bias], &weights));
+            results.map(|t| t.flatten_all().unwrap().to_vec1::<f32>().unwrap())
         };
         let one = run(1);
         assert_eq!(one, run(1));
@@ -279,18 +318,20 @@ mod tests {
     #[test]
     fn other_dtypes_fall_back_to_candle() {
         let mut rng = ChaCha8Rng::seed_from_u64(5);
-        let x = random(&mut rng, &[2, 2, 5, 4]);
-        let kernel = random(&mut rng, &[3, 2, 2, 2]);
+        let (x, kernel, bias) = (random(&mut rng, &[2, 2, 5, 4]), random(&mut rng, &[3, 2, 2, 2]), random(&mut rng, &[3]));
         let pad = [0, 1, 0, 1];
-        let got = conv2d(&x.to_dtype(DType::F64).unwrap(), &kernel.to_dtype(DType::F64).unwrap(), pad).unwrap();
+        let [x64, k64, b64] = [&x, &kernel, &bias].map(|t| t.to_dtype(DType::F64).unwrap());
+        let got = conv2d_bias_act(&x64, &k64, &b64, pad, Pointwise::Relu).unwrap();
         assert_eq!(got.dtype(), DType::F64);
-        assert_close(&got.to_dtype(DType::F32).unwrap(), &reference(&x, &kernel, pad), "f64");
+        assert_close(&got.to_dtype(DType::F32).unwrap(), &reference(&x, &kernel, &bias, pad, Pointwise::Relu), "f64");
     }
 
     #[test]
     fn impossible_shapes_are_errors() {
-        let x = Tensor::zeros((1, 2, 4, 4), DType::F32, &Device::Cpu).unwrap();
-        assert!(conv2d(&x, &Tensor::zeros((3, 1, 3, 3), DType::F32, &Device::Cpu).unwrap(), [0; 4]).is_err());
-        assert!(conv2d(&x, &Tensor::zeros((3, 2, 5, 5), DType::F32, &Device::Cpu).unwrap(), [0; 4]).is_err());
+        let zeros = |dims: &[usize]| Tensor::zeros(dims, DType::F32, &Device::Cpu).unwrap();
+        let x = zeros(&[1, 2, 4, 4]);
+        assert!(conv2d(&x, &zeros(&[3, 1, 3, 3]), [0; 4]).is_err());
+        assert!(conv2d(&x, &zeros(&[3, 2, 5, 5]), [0; 4]).is_err());
+        assert!(conv2d_bias_act(&x, &zeros(&[3, 2, 3, 3]), &zeros(&[2]), [0; 4], Pointwise::Relu).is_err());
     }
 }

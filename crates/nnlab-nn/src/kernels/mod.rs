@@ -1,13 +1,13 @@
 //! CPU kernels for the layers where candle's own CPU path is slow, as candle custom ops with their
-//! own backward passes: stride-1 2-D convolution (im2col + gemm), its per-channel bias, and 2-D
-//! max-pooling.
+//! own backward passes: stride-1 2-D convolution (im2col + gemm) fused with its bias and
+//! activation, and 2-D max-pooling.
 //!
 //! Each public entry point falls back to candle's op on other devices and dtypes, so the `cuda`
 //! feature keeps working. Every kernel is deterministic: work is split over batch items (or fixed
 //! chunks of them) and partial sums are added in a fixed order, so results do not depend on how
 //! rayon schedules the work.
 
-pub mod bias;
+pub mod activation;
 pub mod conv;
 mod gemm;
 mod im2col;
@@ -15,7 +15,7 @@ pub mod pool;
 
 use std::cell::RefCell;
 
-use candle_core::{bail, CpuStorage, Layout, Result};
+use candle_core::{bail, CpuStorage, Layout, Result, Storage, Tensor};
 
 /// The f32 elements of a contiguous tensor. The public entry points make their inputs contiguous
 /// before applying an op, so a strided layout here is a bug, reported rather than misread.
@@ -25,6 +25,18 @@ fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> R
         Some((start, end)) => Ok(&data[start..end]),
         None => bail!("{what}: expected a contiguous tensor, got strides {:?}", layout.stride()),
     }
+}
+
+/// Runs `f` on the f32 elements of CPU tensors, read in place: a backward pass that computes
+/// several gradients in one sweep reads its inputs here rather than through one op per gradient.
+fn with_host_f32<R, const N: usize>(tensors: [&Tensor; N], f: impl FnOnce([&[f32]; N]) -> Result<R>) -> Result<R> {
+    let guards = tensors.map(|t| t.storage_and_layout());
+    let mut slices: [&[f32]; N] = [&[]; N];
+    for (slice, (storage, layout)) in slices.iter_mut().zip(&guards) {
+        let Storage::Cpu(storage) = &**storage else { bail!("a CPU tensor expected") };
+        *slice = contiguous_f32(storage, layout, "kernel operand")?;
+    }
+    f(slices)
 }
 
 /// Batch items per parallel task: a few tasks per thread, so that a busy core does not hold up the
