@@ -93,6 +93,22 @@ impl SeparationTables {
         Ok(())
     }
 
+    /// Removes the tables from `dir`, if there: a run without projections has none.
+    pub fn remove(dir: &Path) -> Result<()> {
+        for name in NAMES {
+            for ext in ["parquet", "csv"] {
+                let path = dir.join(format!("{name}.{ext}"));
+                match std::fs::remove_file(&path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(e).with_context(|| format!("cannot remove {}", path.display()))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Reads the tables back; `None` if the run had no analysis.
     pub fn read(dir: &Path) -> Result<Option<Self>> {
         if !dir.join(format!("{}.parquet", NAMES[0])).exists() {

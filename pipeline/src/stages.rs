@@ -116,8 +116,9 @@ pub fn run(sources: &Sources, request: &RunRequest) -> Result<RunManifest> {
                 ProjectionEntry { id: p.id.clone(), label: p.label(), status }
             })
             .collect();
-        aggregate_projections(&store, &projections)?;
     }
+    // Always re-aggregated: tables of an earlier run into this directory must not outlive their plan.
+    aggregate_projections(&store, &projections)?;
     run_manifest.finished_at = Some(manifest::utc_now());
     run_manifest.wall_seconds = Some(started.elapsed().as_secs_f64());
     store.write_json("manifest.json", &run_manifest)?;
@@ -147,6 +148,7 @@ pub fn aggregate_projections(store: &RunStore, projections: &[ProjectionJob]) ->
     let results: Vec<ProjectionResult> =
         projections.iter().filter_map(|p| load_result(store.root(), p).ok()).collect();
     if results.is_empty() {
+        SeparationTables::remove(&store.tables_dir())?;
         return Ok(None);
     }
     let mut tables = SeparationTables::aggregate(&results)?;
