@@ -41,7 +41,10 @@ clean:
 # The Keras/TensorFlow peer, for side-by-side throughput (optional; the pipeline never needs Python).
 PEER_VENV ?= .venv-peer
 .PHONY: bench-peer
+# Both sides run back to back on the same machine and end in one table, reports/bench/comparison.{md,csv}.
+PEER_MODELS ?= a1.softmax_regression a1.dense_linear a1.dense_relu a1.cnn a1.cnn_dropout a1.cifar_cnn tp.logreg tp.mlp tp.cnn
 bench-peer:
 	test -x $(PEER_VENV)/bin/python || (python3 -m venv $(PEER_VENV) && $(PEER_VENV)/bin/pip install tensorflow-cpu)
-	$(NNLAB) bench --out-dir reports/bench
-	$(PEER_VENV)/bin/python bench/keras_peer.py | tee reports/bench/keras_peer.jsonl
+	mkdir -p reports/bench
+	$(PEER_VENV)/bin/python bench/keras_peer.py $(PEER_MODELS) | tee reports/bench/keras_peer.jsonl
+	$(NNLAB) bench --out-dir reports/bench --peer reports/bench/keras_peer.jsonl $(addprefix --experiment ,$(PEER_MODELS))

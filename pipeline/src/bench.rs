@@ -2,11 +2,11 @@
 //! the numbers behind "performance is a feature". Only training steps are timed (no data loading,
 //! no validation), as the median of several timed epochs after a warm-up epoch.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use candle_core::Device;
 use nnlab_nn::{fit, rng_stream, Dataset, Model, Silent, TrainConfig};
 use rand::Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::catalogue::Experiment;
 
@@ -99,9 +99,81 @@ pub fn csv(rows: &[BenchRow]) -> String {
     out
 }
 
+/// One model's throughput under the Keras/TensorFlow peer (`bench/keras_peer.py`, one JSON object
+/// per line); fields beyond these are ignored.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PeerRow {
+    pub model: String,
+    pub samples_per_s: f64,
+}
+
+/// The peer's JSON lines; blank lines are skipped.
+pub fn parse_peer(text: &str) -> Result<Vec<PeerRow>> {
+    let lines = text.lines().enumerate().filter(|(_, line)| !line.trim().is_empty());
+    lines.map(|(i, line)| serde_json::from_str(line).with_context(|| format!("peer results, line {}", i + 1))).collect()
+}
+
+/// nnlab's and the peer's samples/s side by side, for the models both measured, in nnlab's order.
+fn paired<'a>(rows: &'a [BenchRow], peers: &[PeerRow]) -> Vec<(&'a BenchRow, f64)> {
+    rows.iter().filter_map(|r| peers.iter().find(|p| p.model == r.experiment).map(|p| (r, p.samples_per_s))).collect()
+}
+
+/// The side-by-side table as Markdown: nnlab's median samples/s, the peer's, and their ratio.
+pub fn comparison_markdown(rows: &[BenchRow], peers: &[PeerRow], fingerprint: &str) -> String {
+    let mut out = format!("# Training throughput: nnlab vs Keras/TensorFlow (CPU)\n\n{fingerprint}\n\n");
+    out += "| model | batch | nnlab samples/s | Keras samples/s | nnlab / Keras |\n|---|---:|---:|---:|---:|\n";
+    for (r, peer) in paired(rows, peers) {
+        out += &format!(
+            "| {} | {} | {:.0} | {:.0} | {:.2} |\n",
+            r.experiment,
+            r.batch_size,
+            r.median_samples_per_s,
+            peer,
+            r.median_samples_per_s / peer
+        );
+    }
+    out
+}
+
+pub fn comparison_csv(rows: &[BenchRow], peers: &[PeerRow]) -> String {
+    let mut out = String::from("model,batch,nnlab_samples_per_s,keras_samples_per_s,ratio\n");
+    for (r, peer) in paired(rows, peers) {
+        out += &format!(
+            "{},{},{:.1},{:.1},{:.3}\n",
+            r.experiment,
+            r.batch_size,
+            r.median_samples_per_s,
+            peer,
+            r.median_samples_per_s / peer
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn row(experiment: &str, samples_per_s: f64) -> BenchRow {
+        BenchRow {
+            experiment: experiment.into(),
+            batch_size: 128,
+            params: 10,
+            flops_per_sample: 20,
+            runs: vec![samples_per_s],
+            median_samples_per_s: samples_per_s,
+        }
+    }
+
+    #[test]
+    fn comparison_pairs_models_measured_by_both() {
+        let peers = parse_peer("{\"model\": \"a1.cnn\", \"batch\": 128, \"samples_per_s\": 400.0}\n\n{\"model\": \"x\", \"samples_per_s\": 1}\n").unwrap();
+        let rows = [row("a1.cnn", 600.0), row("tp.mlp", 9000.0)];
+        let csv = comparison_csv(&rows, &peers);
+        assert_eq!(csv, "model,batch,nnlab_samples_per_s,keras_samples_per_s,ratio\na1.cnn,128,600.0,400.0,1.500\n");
+        assert!(comparison_markdown(&rows, &peers, "m").contains("| a1.cnn | 128 | 600 | 400 | 1.50 |"));
+        assert!(parse_peer("{\"model\": 3}").unwrap_err().to_string().contains("line 1"));
+    }
 
     #[test]
     fn median_of_odd_and_even_counts() {

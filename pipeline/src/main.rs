@@ -111,9 +111,12 @@ enum Command {
         /// Minimum timed seconds per model
         #[arg(long, default_value_t = 5.0)]
         seconds: f64,
-        /// Output directory for throughput.md and throughput.csv
+        /// Output directory for throughput.md and throughput.csv (and comparison.md/.csv with --peer)
         #[arg(long, default_value = "reports/bench")]
         out_dir: PathBuf,
+        /// JSON lines of the Keras peer (bench/keras_peer.py): adds a side-by-side comparison table
+        #[arg(long)]
+        peer: Option<PathBuf>,
         #[command(flatten)]
         threads: Threads,
     },
@@ -233,9 +236,9 @@ fn execute(command: Command, sources: Sources) -> Result<()> {
             })?;
             stages::run_single(&sources, &job, &run_dir, threads)?;
         }
-        Command::Bench { experiments, runs, seconds, out_dir, threads } => {
+        Command::Bench { experiments, runs, seconds, out_dir, peer, threads } => {
             let threads = set_threads(threads.threads)?;
-            bench(&sources, &experiments, runs, seconds, &out_dir, threads)?;
+            bench(&sources, &experiments, runs, seconds, &out_dir, peer.as_deref(), threads)?;
         }
         Command::Render { dirs, profile } => {
             let run_dir = dirs.run_dir(&profile);
@@ -256,7 +259,23 @@ fn render(sources: &Sources, run_dir: &std::path::Path, out_dir: &std::path::Pat
     Ok(())
 }
 
-fn bench(sources: &Sources, only: &[String], runs: usize, seconds: f64, out_dir: &std::path::Path, threads: usize) -> Result<()> {
+fn bench(
+    sources: &Sources,
+    only: &[String],
+    runs: usize,
+    seconds: f64,
+    out_dir: &std::path::Path,
+    peer: Option<&std::path::Path>,
+    threads: usize,
+) -> Result<()> {
+    // Read before the long benchmark, so that a bad peer file fails at once.
+    let peers = match peer {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            Some(nnlab::bench::parse_peer(&text)?)
+        }
+        None => None,
+    };
     let catalogue = nnlab::catalogue::Catalogue::load(&sources.catalogue)?;
     let experiments: Vec<_> = catalogue.assignments.iter().flat_map(|a| &a.experiments).filter(|e| only.is_empty() || only.contains(&e.id)).collect();
     if let Some(unknown) = only.iter().find(|id| !experiments.iter().any(|e| &e.id == *id)) {
@@ -280,6 +299,12 @@ fn bench(sources: &Sources, only: &[String], runs: usize, seconds: f64, out_dir:
     nnlab_report::write_atomic(&out_dir.join("throughput.md"), table.as_bytes())?;
     nnlab_report::write_atomic(&out_dir.join("throughput.csv"), nnlab::bench::csv(&rows).as_bytes())?;
     println!("{table}");
+    if let Some(peers) = peers {
+        let comparison = nnlab::bench::comparison_markdown(&rows, &peers, &fingerprint);
+        nnlab_report::write_atomic(&out_dir.join("comparison.md"), comparison.as_bytes())?;
+        nnlab_report::write_atomic(&out_dir.join("comparison.csv"), nnlab::bench::comparison_csv(&rows, &peers).as_bytes())?;
+        println!("{comparison}");
+    }
     Ok(())
 }
 
