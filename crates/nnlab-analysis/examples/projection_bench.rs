@@ -62,6 +62,9 @@ fn main() -> Result<(), Error> {
         let tsne = tsne?;
         let nh = neighbourhood_hit(&tsne, labels, 10)?.overall;
         println!("| t-SNE | {n} | {seconds:.1} | NH(10) = {nh:.3} |");
+        if n == sizes[0].min(labels.len()) {
+            print_determinism(features, &tsne)?;
+        }
         last_tsne = Some((n, tsne));
     }
 
@@ -84,6 +87,20 @@ fn main() -> Result<(), Error> {
     println!(
         "{} rayon threads for the kNN searches; t-SNE optimises on one.",
         rayon::current_num_threads()
+    );
+    Ok(())
+}
+
+/// Embeds the same points again with the same seed, on a pool of another size, and says whether
+/// the embedding is bit-identical to `first`.
+fn print_determinism(features: Features, first: &[Point]) -> Result<(), Error> {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build()?;
+    let (again, seconds) = timed(|| pool.install(|| tsne_2d(features, &TsneConfig::default())));
+    let bits = |points: &[Point]| points.iter().flat_map(|p| [p[0].to_bits(), p[1].to_bits()]).collect::<Vec<_>>();
+    println!(
+        "| t-SNE again, same seed, 3-thread pool | {} | {seconds:.1} | bit-identical: {} |",
+        features.rows,
+        bits(&again?) == bits(first)
     );
     Ok(())
 }
