@@ -174,6 +174,7 @@ impl Dirs {
 }
 
 fn main() -> ExitCode {
+    nnlab_nn::allocator::keep_freed_memory();
     let cli = Cli::parse();
     match execute(cli.command, cli.sources.sources()) {
         Ok(()) => ExitCode::SUCCESS,

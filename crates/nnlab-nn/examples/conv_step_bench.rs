@@ -3,6 +3,9 @@
 //! split by kernel).
 //!
 //! `cargo run -p nnlab-nn --example conv_step_bench [a1.cnn|tp.cnn] [batches per epoch] [timed epochs]`
+//!
+//! It tunes the allocator as `nnlab` does; `NNLAB_DEFAULT_ALLOCATOR=1` leaves glibc's defaults, to
+//! measure what the tuning is worth.
 
 use std::time::Instant;
 
@@ -41,6 +44,9 @@ fn model(name: &str) -> (&'static str, usize, OptimizerSpec) {
 }
 
 fn main() -> nnlab_nn::Result<()> {
+    if std::env::var_os("NNLAB_DEFAULT_ALLOCATOR").is_none() {
+        nnlab_nn::allocator::keep_freed_memory();
+    }
     let mut args = std::env::args().skip(1);
     let name = args.next().unwrap_or_else(|| "a1.cnn".into());
     let mut counts = args.map(|a| a.parse::<usize>().expect("batches and epochs are counts"));

@@ -1,6 +1,7 @@
 //! Keras-like model specifications built into candle modules, with seeded initialisation,
 //! Keras' optimisers and losses, and a training loop with Keras' `fit` semantics.
 
+pub mod allocator;
 pub mod data;
 pub mod error;
 pub mod init;
