@@ -19,6 +19,7 @@ help:
 	@echo "make data                                         verify or download the datasets into data/"
 	@echo "make bench                                        throughput benchmarks"
 	@echo "make bench-peer                                   the same models under Keras/TensorFlow (needs pip)"
+	@echo "make tsne-peer                                    scikit-learn's t-SNE on the projection_bench images (needs pip)"
 	@echo "make clean                                        remove runs/ and reports/"
 
 reports:
@@ -48,3 +49,12 @@ bench-peer:
 	mkdir -p reports/bench
 	$(PEER_VENV)/bin/python bench/keras_peer.py $(PEER_MODELS) | tee reports/bench/keras_peer.jsonl
 	$(NNLAB) bench --out-dir reports/bench --peer reports/bench/keras_peer.jsonl $(addprefix --experiment ,$(PEER_MODELS))
+
+# scikit-learn's Barnes-Hut t-SNE of the MNIST test images projection_bench embeds, timed (optional peer).
+MNIST_DIR ?= $(if $(NNLAB_DATA_MIRROR),$(NNLAB_DATA_MIRROR)/mnist,data/mnist)
+.PHONY: tsne-peer
+tsne-peer:
+	$(NNLAB) fetch --dataset mnist
+	test -x $(PEER_VENV)/bin/python || python3 -m venv $(PEER_VENV)
+	$(PEER_VENV)/bin/python -c "import sklearn" 2>/dev/null || $(PEER_VENV)/bin/pip install scikit-learn
+	$(PEER_VENV)/bin/python bench/tsne_peer.py $(MNIST_DIR)/t10k-images-idx3-ubyte.gz $(MNIST_DIR)/t10k-labels-idx1-ubyte.gz 1000 10000
