@@ -113,39 +113,40 @@ pub fn parse_peer(text: &str) -> Result<Vec<PeerRow>> {
     lines.map(|(i, line)| serde_json::from_str(line).with_context(|| format!("peer results, line {}", i + 1))).collect()
 }
 
-/// nnlab's and the peer's samples/s side by side, for the models both measured, in nnlab's order.
-fn paired<'a>(rows: &'a [BenchRow], peers: &[PeerRow]) -> Vec<(&'a BenchRow, f64)> {
-    rows.iter().filter_map(|r| peers.iter().find(|p| p.model == r.experiment).map(|p| (r, p.samples_per_s))).collect()
+/// One model both sides measured: nnlab's median samples/s and the peer's.
+struct Paired<'a> {
+    row: &'a BenchRow,
+    peer: f64,
+}
+
+impl Paired<'_> {
+    fn ratio(&self) -> f64 {
+        self.row.median_samples_per_s / self.peer
+    }
+}
+
+/// The models both sides measured, in nnlab's order.
+fn paired<'a>(rows: &'a [BenchRow], peers: &[PeerRow]) -> Vec<Paired<'a>> {
+    let peer_of = |r: &BenchRow| peers.iter().find(|p| p.model == r.experiment).map(|p| p.samples_per_s);
+    rows.iter().filter_map(|row| peer_of(row).map(|peer| Paired { row, peer })).collect()
 }
 
 /// The side-by-side table as Markdown: nnlab's median samples/s, the peer's, and their ratio.
 pub fn comparison_markdown(rows: &[BenchRow], peers: &[PeerRow], fingerprint: &str) -> String {
     let mut out = format!("# Training throughput: nnlab vs Keras/TensorFlow (CPU)\n\n{fingerprint}\n\n");
     out += "| model | batch | nnlab samples/s | Keras samples/s | nnlab / Keras |\n|---|---:|---:|---:|---:|\n";
-    for (r, peer) in paired(rows, peers) {
-        out += &format!(
-            "| {} | {} | {:.0} | {:.0} | {:.2} |\n",
-            r.experiment,
-            r.batch_size,
-            r.median_samples_per_s,
-            peer,
-            r.median_samples_per_s / peer
-        );
+    for p in paired(rows, peers) {
+        let r = p.row;
+        out += &format!("| {} | {} | {:.0} | {:.0} | {:.2} |\n", r.experiment, r.batch_size, r.median_samples_per_s, p.peer, p.ratio());
     }
     out
 }
 
 pub fn comparison_csv(rows: &[BenchRow], peers: &[PeerRow]) -> String {
     let mut out = String::from("model,batch,nnlab_samples_per_s,keras_samples_per_s,ratio\n");
-    for (r, peer) in paired(rows, peers) {
-        out += &format!(
-            "{},{},{:.1},{:.1},{:.3}\n",
-            r.experiment,
-            r.batch_size,
-            r.median_samples_per_s,
-            peer,
-            r.median_samples_per_s / peer
-        );
+    for p in paired(rows, peers) {
+        let r = p.row;
+        out += &format!("{},{},{:.1},{:.1},{:.3}\n", r.experiment, r.batch_size, r.median_samples_per_s, p.peer, p.ratio());
     }
     out
 }
