@@ -8,6 +8,7 @@ use crate::error::{NnError, Result};
 use crate::init::glorot_uniform;
 use crate::kernels::activation::Pointwise;
 use crate::kernels::conv::conv2d_bias_act;
+use crate::kernels::conv_pool::conv2d_bias_act_max_pool;
 use crate::spec::{Activation, LayerSpec, ModelSpec, Padding};
 
 /// Whether layers that only act in training (dropout, noise) are active; in training they draw from
@@ -141,7 +142,8 @@ impl Model {
     fn run_through(&self, x: &Tensor, mut mode: Mode<'_>, stop: usize) -> Result<Tensor> {
         let mut h = if self.channels_first { x.permute((0, 3, 1, 2))?.contiguous()? } else { x.clone() };
         let last = self.layers.len() - 1;
-        for (index, layer) in self.layers.iter().enumerate().take(stop + 1) {
+        let mut layers = self.layers.iter().enumerate().take(stop + 1).peekable();
+        while let Some((index, layer)) = layers.next() {
             h = match layer {
                 Layer::Flatten => h.flatten_from(1)?,
                 Layer::Dense { kernel, bias, activation, .. } => {
@@ -153,9 +155,15 @@ impl Model {
                 }
                 Layer::Conv2d { kernel, bias, activation, pad, .. } => {
                     let (kernel, bias) = (kernel.as_tensor(), bias.as_tensor());
-                    match pointwise(*activation) {
-                        Some(act) => conv2d_bias_act(&h, kernel, bias, *pad, act)?,
-                        None => apply_activation(&conv2d_bias_act(&h, kernel, bias, *pad, Pointwise::Linear)?, *activation)?,
+                    match (pointwise(*activation), layers.peek()) {
+                        // A max-pooling right after is computed in the same pass, unless the
+                        // convolution's own output is asked for (`stop`).
+                        (Some(act), Some(&(_, &Layer::MaxPool2d { pool, strides }))) => {
+                            layers.next();
+                            conv2d_bias_act_max_pool(&h, kernel, bias, *pad, act, pool, strides)?
+                        }
+                        (Some(act), _) => conv2d_bias_act(&h, kernel, bias, *pad, act)?,
+                        (None, _) => apply_activation(&conv2d_bias_act(&h, kernel, bias, *pad, Pointwise::Linear)?, *activation)?,
                     }
                 }
                 Layer::MaxPool2d { pool, strides } => crate::kernels::pool::max_pool2d(&h, *pool, *strides)?,
@@ -282,6 +290,24 @@ mod tests {
         let model = Model::build(&spec, &mut ChaCha8Rng::seed_from_u64(1), &Device::Cpu).unwrap();
         let x = Tensor::ones((2, 5, 5, 1), DType::F32, &Device::Cpu).unwrap();
         assert_eq!(model.layer_output(&x, 0).unwrap().dims(), &[2, 3, 3, 4]);
+    }
+
+    #[test]
+    fn a_convolution_before_a_pooling_keeps_its_own_output_for_analysis() {
+        let spec = spec(r#"input = [6, 6, 2]
+            layers = [{ type = "conv2d", filters = 3, kernel = [3, 3], activation = "relu" },
+                      { type = "max_pool2d", pool = [2, 2] }, { type = "flatten" },
+                      { type = "dense", units = 2, activation = "softmax" }]"#);
+        let model = Model::build(&spec, &mut ChaCha8Rng::seed_from_u64(4), &Device::Cpu).unwrap();
+        let values: Vec<f32> = (0..2 * 6 * 6 * 2).map(|i| (i as f32 * 0.7).sin()).collect();
+        let x = Tensor::from_vec(values, (2, 6, 6, 2), &Device::Cpu).unwrap();
+        let map = model.layer_output(&x, 0).unwrap();
+        assert_eq!(map.dims(), &[2, 4, 4, 3]);
+        // The fused convolution + pooling gives the pooling of the convolution's own output.
+        let pooled = model.layer_output(&x, 1).unwrap();
+        let want = map.permute((0, 3, 1, 2)).unwrap().max_pool2d(2).unwrap().permute((0, 2, 3, 1)).unwrap();
+        let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(flat(&pooled), flat(&want));
     }
 
     #[test]

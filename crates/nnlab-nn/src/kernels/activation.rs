@@ -26,14 +26,31 @@ impl Pointwise {
         values.iter_mut().for_each(|v| *v = self.apply(*v + bias));
     }
 
-    /// `grad_z = grad · act'(z)`, from the activated output `out = act(z)`. ReLU passes the
-    /// gradient where `out > 0`, as TensorFlow's does (candle's passes it at `z = 0` too).
+    /// `grad · act'(z)` from the activated output `out = act(z)`. ReLU passes the gradient where
+    /// `out > 0`, as TensorFlow's does (candle's passes it at `z = 0` too).
+    #[inline]
+    pub(super) fn grad_z(self, out: f32, grad: f32) -> f32 {
+        match self {
+            Pointwise::Linear => grad,
+            Pointwise::Relu => {
+                if out > 0.0 {
+                    grad
+                } else {
+                    0.0
+                }
+            }
+            Pointwise::Sigmoid => grad * out * (1.0 - out),
+        }
+    }
+
+    /// [`Self::grad_z`] elementwise, `grad_z = grad · act'(z)`.
     pub(super) fn backprop(self, out: &[f32], grad: &[f32], grad_z: &mut [f32]) {
         let values = grad_z.iter_mut().zip(out.iter().zip(grad));
+        // One loop per activation, each vectorised with its constant activation inlined.
         match self {
             Pointwise::Linear => grad_z.copy_from_slice(grad),
-            Pointwise::Relu => values.for_each(|(gz, (&o, &g))| *gz = if o > 0.0 { g } else { 0.0 }),
-            Pointwise::Sigmoid => values.for_each(|(gz, (&o, &g))| *gz = g * o * (1.0 - o)),
+            Pointwise::Relu => values.for_each(|(gz, (&o, &g))| *gz = Pointwise::Relu.grad_z(o, g)),
+            Pointwise::Sigmoid => values.for_each(|(gz, (&o, &g))| *gz = Pointwise::Sigmoid.grad_z(o, g)),
         }
     }
 

@@ -14,7 +14,8 @@
 //! bias gradients are summed over fixed chunks of items and then over the chunks in order, so that
 //! they are bit-identical whatever the thread count.
 //!
-//! See [`super::im2col`] for the layout of `cols`.
+//! See [`super::im2col`] for the layout of `cols`, and [`super::conv_pool`] for this layer fused
+//! with the max-pooling that follows it.
 
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -76,18 +77,14 @@ impl CustomOp3 for ConvBiasAct {
             candle_core::bail!("conv2d: a bias {:?} for {} filters", bl.shape(), g.filters);
         }
         let x = contiguous_f32(xs, xl, "conv2d input")?;
-        let kernel = Matrix::row_major(contiguous_f32(ks, kl, "conv2d kernel")?, g.filters, g.taps());
+        let kernel = contiguous_f32(ks, kl, "conv2d kernel")?;
         let bias = contiguous_f32(bs, bl, "conv2d bias")?;
         let mut out = vec![0.0f32; g.batch * g.output_item()];
         let chunk = items_per_task(g.batch);
         out.par_chunks_mut(chunk * g.output_item()).zip(x.par_chunks(chunk * g.input_item())).for_each(|(out, x)| {
             with_scratch(g.taps() * g.out_positions(), |cols| {
                 for (out, x) in out.chunks_exact_mut(g.output_item()).zip(x.chunks_exact(g.input_item())) {
-                    im2col(&g, x, cols);
-                    matmul(out, kernel, Matrix::row_major(cols, g.taps(), g.out_positions()), false);
-                    for (plane, &b) in out.chunks_exact_mut(g.out_positions()).zip(bias) {
-                        self.act.add_bias_and_apply(plane, b);
-                    }
+                    item_forward(&g, self.act, [kernel, bias], x, cols, out);
                 }
             })
         });
@@ -107,13 +104,23 @@ impl CustomOp3 for ConvBiasAct {
         let g = ConvGeometry::new(x.dims4()?, kernel.dims4()?, self.pad)?;
         let grad = grad.contiguous()?;
         let grads = with_host_f32([x, kernel, out, &grad], |[xs, ks, outs, grads]| {
-            Ok(backward(&g, self.act, [xs, ks, outs, grads], x.track_op()))
+            let item = g.output_item();
+            let grad_z_of = |i: usize, grad_z: &mut [f32]| {
+                self.act.backprop(&outs[i * item..(i + 1) * item], &grads[i * item..(i + 1) * item], grad_z)
+            };
+            Ok(backward(&g, [xs, ks], x.track_op(), grad_z_of))
         })?;
-        let device = x.device();
-        let grad_x = grads.input.map(|v| Tensor::from_vec(v, x.shape(), device)).transpose()?;
-        let grad_k = kernel.track_op().then(|| Tensor::from_vec(grads.kernel, kernel.shape(), device)).transpose()?;
-        let grad_b = bias.track_op().then(|| Tensor::from_vec(grads.bias, bias.shape(), device)).transpose()?;
-        Ok((grad_x, grad_k, grad_b))
+        grads.into_tensors([x, kernel, bias])
+    }
+}
+
+/// `out = act(conv(x, kernel) + bias)` for one item, through `cols` (`taps × out_positions` of scratch).
+pub(super) fn item_forward(g: &ConvGeometry, act: Pointwise, [kernel, bias]: [&[f32]; 2], x: &[f32], cols: &mut [f32], out: &mut [f32]) {
+    im2col(g, x, cols);
+    let kernel = Matrix::row_major(kernel, g.filters, g.taps());
+    matmul(out, kernel, Matrix::row_major(cols, g.taps(), g.out_positions()), false);
+    for (plane, &b) in out.chunks_exact_mut(g.out_positions()).zip(bias) {
+        act.add_bias_and_apply(plane, b);
     }
 }
 
@@ -121,16 +128,34 @@ impl CustomOp3 for ConvBiasAct {
 /// added up. A constant, not a function of the thread count, so the summation order is always the same.
 const GRAD_CHUNK: usize = 8;
 
-/// The gradients of one fused convolution, as host vectors.
-struct ConvGrads {
-    input: Option<Vec<f32>>,
-    kernel: Vec<f32>,
-    bias: Vec<f32>,
+/// The gradients of one convolution, as host vectors.
+pub(super) struct ConvGrads {
+    pub input: Option<Vec<f32>>,
+    pub kernel: Vec<f32>,
+    pub bias: Vec<f32>,
 }
 
-/// All gradients from the input `x`, the kernel, the layer's output and the output's gradient
-/// (all contiguous); the input gradient only `with_input`.
-fn backward(g: &ConvGeometry, act: Pointwise, [x, kernel, out, grad]: [&[f32]; 4], with_input: bool) -> ConvGrads {
+impl ConvGrads {
+    /// The gradients as tensors shaped like the op's operands `[x, kernel, bias]`, for those that
+    /// take part in autograd.
+    pub(super) fn into_tensors(self, [x, kernel, bias]: [&Tensor; 3]) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let device = x.device();
+        let grad_x = self.input.map(|v| Tensor::from_vec(v, x.shape(), device)).transpose()?;
+        let grad_k = kernel.track_op().then(|| Tensor::from_vec(self.kernel, kernel.shape(), device)).transpose()?;
+        let grad_b = bias.track_op().then(|| Tensor::from_vec(self.bias, bias.shape(), device)).transpose()?;
+        Ok((grad_x, grad_k, grad_b))
+    }
+}
+
+/// All gradients from the input `x` and the kernel (contiguous), given each item's gradient with
+/// respect to the pre-activation map `z` (`F × OH·OW`), which `grad_z_of(item, grad_z)` writes;
+/// the input gradient only `with_input`.
+pub(super) fn backward(
+    g: &ConvGeometry,
+    [x, kernel]: [&[f32]; 2],
+    with_input: bool,
+    grad_z_of: impl Fn(usize, &mut [f32]) + Sync,
+) -> ConvGrads {
     let kernel_t = Matrix::row_major(kernel, g.filters, g.taps()).t();
     let chunks = g.batch.div_ceil(GRAD_CHUNK);
     let mut grad_x = vec![0.0f32; if with_input { g.batch * g.input_item() } else { 0 }];
@@ -139,12 +164,11 @@ fn backward(g: &ConvGeometry, act: Pointwise, [x, kernel, out, grad]: [&[f32]; 4
     } else {
         (0..chunks).map(|_| None).collect()
     };
-    let output_chunk = GRAD_CHUNK * g.output_item();
     let partials: Vec<(Vec<f32>, Vec<f32>)> = targets
         .into_par_iter()
         .zip(x.par_chunks(GRAD_CHUNK * g.input_item()))
-        .zip(out.par_chunks(output_chunk).zip(grad.par_chunks(output_chunk)))
-        .map(|((grad_x, x), (out, grad))| chunk_backward(g, act, kernel_t, [x, out, grad], grad_x))
+        .enumerate()
+        .map(|(chunk, (grad_x, x))| chunk_backward(g, kernel_t, x, chunk * GRAD_CHUNK, &grad_z_of, grad_x))
         .collect();
     let (mut grad_kt, mut grad_b) = (vec![0.0f32; g.taps() * g.filters], vec![0.0f32; g.filters]);
     for (partial_kt, partial_b) in &partials {
@@ -159,12 +183,14 @@ fn backward(g: &ConvGeometry, act: Pointwise, [x, kernel, out, grad]: [&[f32]; 4
 }
 
 /// The kernel gradient (transposed, `taps × filters`) and the bias gradient summed over one chunk
-/// of items, in item order, and each item's input gradient written into `grad_x` if given.
+/// of items (`x`, the first being batch item `first_item`), in item order, and each item's input
+/// gradient written into `grad_x` if given.
 fn chunk_backward(
     g: &ConvGeometry,
-    act: Pointwise,
     kernel_t: Matrix<'_>,
-    [x, out, grad]: [&[f32]; 3],
+    x: &[f32],
+    first_item: usize,
+    grad_z_of: &(impl Fn(usize, &mut [f32]) + Sync),
     mut grad_x: Option<&mut [f32]>,
 ) -> (Vec<f32>, Vec<f32>) {
     let (mut grad_kt, mut grad_b) = (vec![0.0f32; g.taps() * g.filters], vec![0.0f32; g.filters]);
@@ -172,9 +198,8 @@ fn chunk_backward(
     with_scratch(2 * cols_len + g.output_item(), |scratch| {
         let (cols, rest) = scratch.split_at_mut(cols_len);
         let (grad_cols, grad_z) = rest.split_at_mut(cols_len);
-        let items = x.chunks_exact(g.input_item()).zip(out.chunks_exact(g.output_item()).zip(grad.chunks_exact(g.output_item())));
-        for (item, (x, (out, grad))) in items.enumerate() {
-            act.backprop(out, grad, grad_z);
+        for (item, x) in x.chunks_exact(g.input_item()).enumerate() {
+            grad_z_of(first_item + item, grad_z);
             for (acc, plane) in grad_b.iter_mut().zip(grad_z.chunks_exact(positions)) {
                 *acc += plane.iter().sum::<f32>();
             }

@@ -1,6 +1,6 @@
 //! CPU kernels for the layers where candle's own CPU path is slow, as candle custom ops with their
 //! own backward passes: stride-1 2-D convolution (im2col + gemm) fused with its bias and
-//! activation, and 2-D max-pooling.
+//! activation, 2-D max-pooling, and the two fused where a convolution is followed by a pooling.
 //!
 //! Each public entry point falls back to candle's op on other devices and dtypes, so the `cuda`
 //! feature keeps working. Every kernel is deterministic: work is split over batch items (or fixed
@@ -9,6 +9,7 @@
 
 pub mod activation;
 pub mod conv;
+pub mod conv_pool;
 mod gemm;
 mod im2col;
 pub mod pool;

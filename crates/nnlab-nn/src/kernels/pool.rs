@@ -22,18 +22,18 @@ pub fn max_pool2d(x: &Tensor, pool: [usize; 2], strides: [usize; 2]) -> Result<T
 
 /// Sizes of one pooling: planes of `height × width` in, planes of `oh × ow` out.
 #[derive(Debug, Clone, Copy)]
-struct PoolGeometry {
-    planes: usize,
+pub(super) struct PoolGeometry {
+    pub planes: usize,
     height: usize,
     width: usize,
     pool: [usize; 2],
     strides: [usize; 2],
-    oh: usize,
-    ow: usize,
+    pub oh: usize,
+    pub ow: usize,
 }
 
 impl PoolGeometry {
-    fn new(input: (usize, usize, usize, usize), pool: [usize; 2], strides: [usize; 2]) -> Result<Self> {
+    pub(super) fn new(input: (usize, usize, usize, usize), pool: [usize; 2], strides: [usize; 2]) -> Result<Self> {
         let (batch, channels, height, width) = input;
         if pool.contains(&0) || strides.contains(&0) || pool[0] > height || pool[1] > width {
             bail!("max_pool2d: pool {pool:?} with strides {strides:?} does not fit input {input:?}");
@@ -46,7 +46,7 @@ impl PoolGeometry {
         self.height * self.width
     }
 
-    fn output_plane(&self) -> usize {
+    pub(super) fn output_plane(&self) -> usize {
         self.oh * self.ow
     }
 
@@ -64,6 +64,26 @@ impl PoolGeometry {
             for (x, value) in values.iter_mut().enumerate() {
                 for &v in &row[x * sw..x * sw + pw] {
                     *value = if v > *value { v } else { *value };
+                }
+            }
+        }
+    }
+
+    /// [`Self::row_max`] with, in `at`, where in the plane each maximum lies: the first one met in
+    /// row-major order, as [`Self::argmax`] finds it.
+    pub(super) fn row_max_at(&self, plane: &[f32], y: usize, values: &mut [f32], at: &mut [u32]) {
+        let ([ph, pw], [sh, sw]) = (self.pool, self.strides);
+        let top = y * sh * self.width;
+        for (x, (value, at)) in values.iter_mut().zip(at.iter_mut()).enumerate() {
+            (*value, *at) = (plane[top + x * sw], (top + x * sw) as u32);
+        }
+        for start in (top..top + ph * self.width).step_by(self.width) {
+            let row = &plane[start..start + self.width];
+            for (x, (value, at)) in values.iter_mut().zip(at.iter_mut()).enumerate() {
+                for (k, &v) in row[x * sw..x * sw + pw].iter().enumerate() {
+                    let wins = v > *value;
+                    *value = if wins { v } else { *value };
+                    *at = if wins { (start + x * sw + k) as u32 } else { *at };
                 }
             }
         }
@@ -225,6 +245,23 @@ mod tests {
             let want = x.max_pool2d_with_stride((pool[0], pool[1]), (strides[0], strides[1])).unwrap();
             assert_eq!(out, values(&want), "output, {what}");
             assert_eq!(grad, reference_grad(&x, &weights, pool, strides), "gradient, {what}");
+        }
+    }
+
+    #[test]
+    fn row_sweep_finds_the_same_maxima_as_the_window_search() {
+        // Values from {0, 1, 2}: most windows hold ties, which both must settle the same way.
+        let mut rng = ChaCha8Rng::seed_from_u64(31);
+        for (h, w, pool, strides) in [(8, 6, [2, 2], [2, 2]), (7, 9, [3, 2], [2, 3]), (5, 5, [2, 3], [1, 1])] {
+            let g = PoolGeometry::new((1, 1, h, w), pool, strides).unwrap();
+            let plane: Vec<f32> = (0..h * w).map(|_| rng.random_range(0..3) as f32).collect();
+            for y in 0..g.oh {
+                let (mut values, mut at) = (vec![f32::NAN; g.ow], vec![u32::MAX; g.ow]);
+                g.row_max_at(&plane, y, &mut values, &mut at);
+                let want: Vec<u32> = (0..g.ow).map(|x| g.argmax(&plane, y, x) as u32).collect();
+                assert_eq!(at, want, "{h}×{w}, pool {pool:?}/{strides:?}, row {y}");
+                assert!(values.iter().zip(&at).all(|(&v, &i)| v == plane[i as usize]));
+            }
         }
     }
 
