@@ -73,6 +73,9 @@ impl PoolGeometry {
     /// row-major order, as [`Self::argmax`] finds it.
     pub(super) fn row_max_at(&self, plane: &[f32], y: usize, values: &mut [f32], at: &mut [u32]) {
         let ([ph, pw], [sh, sw]) = (self.pool, self.strides);
+        if [ph, pw, sh, sw] == [2; 4] {
+            return self.row_max_at_2x2(plane, y, values, at);
+        }
         let top = y * sh * self.width;
         for (x, (value, at)) in values.iter_mut().zip(at.iter_mut()).enumerate() {
             (*value, *at) = (plane[top + x * sw], (top + x * sw) as u32);
@@ -86,6 +89,23 @@ impl PoolGeometry {
                     *at = if wins { (start + x * sw + k) as u32 } else { *at };
                 }
             }
+        }
+    }
+
+    /// [`Self::row_max_at`] for the common 2×2 windows at a stride of 2, as one branch-free pass
+    /// over the two input rows.
+    fn row_max_at_2x2(&self, plane: &[f32], y: usize, values: &mut [f32], at: &mut [u32]) {
+        let (top, width) = (2 * y * self.width, self.width);
+        let (upper, lower) = (&plane[top..top + width], &plane[top + width..top + 2 * width]);
+        let windows = upper.chunks_exact(2).zip(lower.chunks_exact(2));
+        for (x, ((value, at), (upper, lower))) in values.iter_mut().zip(at.iter_mut()).zip(windows).enumerate() {
+            // Row-major order, strictly greater: the first of equal values wins.
+            let (mut best, mut offset) = (upper[0], 0);
+            for (v, candidate) in [(upper[1], 1), (lower[0], width), (lower[1], width + 1)] {
+                offset = if v > best { candidate } else { offset };
+                best = if v > best { v } else { best };
+            }
+            (*value, *at) = (best, (top + 2 * x + offset) as u32);
         }
     }
 
@@ -252,7 +272,7 @@ mod tests {
     fn row_sweep_finds_the_same_maxima_as_the_window_search() {
         // Values from {0, 1, 2}: most windows hold ties, which both must settle the same way.
         let mut rng = ChaCha8Rng::seed_from_u64(31);
-        for (h, w, pool, strides) in [(8, 6, [2, 2], [2, 2]), (7, 9, [3, 2], [2, 3]), (5, 5, [2, 3], [1, 1])] {
+        for (h, w, pool, strides) in [(8, 6, [2, 2], [2, 2]), (7, 9, [2, 2], [2, 2]), (7, 9, [3, 2], [2, 3]), (5, 5, [2, 3], [1, 1])] {
             let g = PoolGeometry::new((1, 1, h, w), pool, strides).unwrap();
             let plane: Vec<f32> = (0..h * w).map(|_| rng.random_range(0..3) as f32).collect();
             for y in 0..g.oh {
