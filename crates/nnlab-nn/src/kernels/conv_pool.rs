@@ -8,8 +8,10 @@
 //! the map (19 MB for a batch of `a1.cnn`'s second layer) is written, read by the pooling, and
 //! given a gradient of the same size that candle allocates, zeroes and accumulates.
 //!
-//! Results are those of the two layers one after the other: the window's maximum is taken after
-//! the activation, the first one in row-major order on ties, as [`super::pool`] does.
+//! Results are those of the two layers one after the other, bit for bit: the window's maximum is
+//! taken after the activation, the first one in row-major order on ties, as [`super::pool`] does.
+//! (The one exception: where overlapping windows share a maximum, their gradients pass the
+//! activation's derivative one by one rather than summed first, which a sigmoid may round differently.)
 
 use std::sync::Mutex;
 
