@@ -72,13 +72,7 @@ impl CustomOp3 for ConvBiasAct {
         bs: &CpuStorage,
         bl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let g = ConvGeometry::new(xl.shape().dims4()?, kl.shape().dims4()?, self.pad)?;
-        if bl.shape().dims() != [g.filters] {
-            candle_core::bail!("conv2d: a bias {:?} for {} filters", bl.shape(), g.filters);
-        }
-        let x = contiguous_f32(xs, xl, "conv2d input")?;
-        let kernel = contiguous_f32(ks, kl, "conv2d kernel")?;
-        let bias = contiguous_f32(bs, bl, "conv2d bias")?;
+        let (g, [x, kernel, bias]) = conv_operands(self.pad, [(xs, xl), (ks, kl), (bs, bl)])?;
         let mut out = vec![0.0f32; g.batch * g.output_item()];
         let chunk = items_per_task(g.batch);
         out.par_chunks_mut(chunk * g.output_item()).zip(x.par_chunks(chunk * g.input_item())).for_each(|(out, x)| {
@@ -112,6 +106,20 @@ impl CustomOp3 for ConvBiasAct {
         })?;
         grads.into_tensors([x, kernel, bias])
     }
+}
+
+/// The geometry of a convolution and its input, kernel and bias values, from a custom op's
+/// `(storage, layout)` operands; a bias that does not match the filters is an error.
+pub(super) fn conv_operands<'a>(
+    pad: [usize; 4],
+    [(xs, xl), (ks, kl), (bs, bl)]: [(&'a CpuStorage, &Layout); 3],
+) -> Result<(ConvGeometry, [&'a [f32]; 3])> {
+    let g = ConvGeometry::new(xl.shape().dims4()?, kl.shape().dims4()?, pad)?;
+    if bl.shape().dims() != [g.filters] {
+        candle_core::bail!("conv2d: a bias {:?} for {} filters", bl.shape(), g.filters);
+    }
+    let values = [contiguous_f32(xs, xl, "conv2d input")?, contiguous_f32(ks, kl, "conv2d kernel")?, contiguous_f32(bs, bl, "conv2d bias")?];
+    Ok((g, values))
 }
 
 /// `out = act(conv(x, kernel) + bias)` for one item, through `cols` (`taps × out_positions` of scratch).

@@ -19,10 +19,10 @@ use candle_core::{bail, CpuStorage, CustomOp3, DType, Layout, Result, Shape, Ten
 use rayon::prelude::*;
 
 use super::activation::Pointwise;
-use super::conv::{backward, conv2d_bias_act, item_forward};
+use super::conv::{backward, conv2d_bias_act, conv_operands, item_forward};
 use super::im2col::ConvGeometry;
 use super::pool::{max_pool2d, PoolGeometry};
-use super::{contiguous_f32, items_per_task, with_host_f32, with_scratch};
+use super::{items_per_task, with_host_f32, with_scratch};
 
 /// `max_pool2d(conv2d_bias_act(x, kernel, bias, pad, act), pool, strides)`, in one op for f32
 /// tensors on the CPU; anything else goes through the two functions.
@@ -53,13 +53,12 @@ struct ConvPool {
 }
 
 impl ConvPool {
-    fn geometry(&self, x: (usize, usize, usize, usize), kernel: (usize, usize, usize, usize)) -> Result<(ConvGeometry, PoolGeometry)> {
-        let g = ConvGeometry::new(x, kernel, self.pad)?;
-        let p = PoolGeometry::new((g.batch, g.filters, g.oh, g.ow), self.pool, self.strides)?;
+    /// The pooling of a convolution's map `g`; the maxima's positions must fit their u32s.
+    fn pool_geometry(&self, g: &ConvGeometry) -> Result<PoolGeometry> {
         if g.out_positions() > u32::MAX as usize {
             bail!("conv2d + max_pool2d: a map of {} positions", g.out_positions());
         }
-        Ok((g, p))
+        PoolGeometry::new((g.batch, g.filters, g.oh, g.ow), self.pool, self.strides)
     }
 }
 
@@ -77,12 +76,8 @@ impl CustomOp3 for ConvPool {
         bs: &CpuStorage,
         bl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (g, p) = self.geometry(xl.shape().dims4()?, kl.shape().dims4()?)?;
-        if bl.shape().dims() != [g.filters] {
-            bail!("conv2d: a bias {:?} for {} filters", bl.shape(), g.filters);
-        }
-        let x = contiguous_f32(xs, xl, "conv2d input")?;
-        let weights = [contiguous_f32(ks, kl, "conv2d kernel")?, contiguous_f32(bs, bl, "conv2d bias")?];
+        let (g, [x, kernel, bias]) = conv_operands(self.pad, [(xs, xl), (ks, kl), (bs, bl)])?;
+        let p = self.pool_geometry(&g)?;
         let pooled_item = g.filters * p.output_plane();
         let mut out = vec![0.0f32; g.batch * pooled_item];
         let mut argmax = vec![0u32; out.len()];
@@ -94,7 +89,7 @@ impl CustomOp3 for ConvPool {
                 let (cols, map) = scratch.split_at_mut(cols_len);
                 let items = out.chunks_exact_mut(pooled_item).zip(argmax.chunks_exact_mut(pooled_item));
                 for ((out, argmax), x) in items.zip(x.chunks_exact(g.input_item())) {
-                    item_forward(&g, self.act, weights, x, cols, map);
+                    item_forward(&g, self.act, [kernel, bias], x, cols, map);
                     let planes = out.chunks_exact_mut(p.output_plane()).zip(argmax.chunks_exact_mut(p.output_plane()));
                     for ((out, argmax), plane) in planes.zip(map.chunks_exact(g.out_positions())) {
                         let rows = out.chunks_exact_mut(p.ow).zip(argmax.chunks_exact_mut(p.ow));
@@ -117,7 +112,8 @@ impl CustomOp3 for ConvPool {
         pooled: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (g, p) = self.geometry(x.dims4()?, kernel.dims4()?)?;
+        let g = ConvGeometry::new(x.dims4()?, kernel.dims4()?, self.pad)?;
+        let p = self.pool_geometry(&g)?;
         let argmax = self.argmax.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if argmax.len() != pooled.elem_count() {
             bail!("conv2d + max_pool2d: backward without the forward pass's maxima");
