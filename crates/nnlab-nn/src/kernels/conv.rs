@@ -155,16 +155,17 @@ impl ConvGrads {
     }
 }
 
-/// All gradients from the input `x` and the kernel (contiguous), given each item's gradient with
-/// respect to the pre-activation map `z` (`F × OH·OW`), which `grad_z_of(item, grad_z)` writes;
-/// the input gradient only `with_input`.
-pub(super) fn backward(
+/// The gradients of a convolution over the batch `x`, computed chunk by chunk in parallel:
+/// `chunk_grads(first_item, x, grad_x)` returns one chunk's kernel gradient (`kernel_len` values,
+/// in whatever layout it keeps) and bias gradient, and writes the chunk's input gradient into
+/// `grad_x` when it is given (only `with_input`). The chunks' sums are added in chunk order.
+pub(super) fn sum_over_chunks(
     g: &ConvGeometry,
-    [x, kernel]: [&[f32]; 2],
+    x: &[f32],
     with_input: bool,
-    grad_z_of: impl Fn(usize, &mut [f32]) + Sync,
+    kernel_len: usize,
+    chunk_grads: impl Fn(usize, &[f32], Option<&mut [f32]>) -> (Vec<f32>, Vec<f32>) + Sync,
 ) -> ConvGrads {
-    let kernel_t = Matrix::row_major(kernel, g.filters, g.taps()).t();
     let chunks = g.batch.div_ceil(GRAD_CHUNK);
     let mut grad_x = vec![0.0f32; if with_input { g.batch * g.input_item() } else { 0 }];
     let targets: Vec<Option<&mut [f32]>> = if with_input {
@@ -176,18 +177,30 @@ pub(super) fn backward(
         .into_par_iter()
         .zip(x.par_chunks(GRAD_CHUNK * g.input_item()))
         .enumerate()
-        .map(|(chunk, (grad_x, x))| chunk_backward(g, kernel_t, x, chunk * GRAD_CHUNK, &grad_z_of, grad_x))
+        .map(|(chunk, (grad_x, x))| chunk_grads(chunk * GRAD_CHUNK, x, grad_x))
         .collect();
-    let (mut grad_kt, mut grad_b) = (vec![0.0f32; g.taps() * g.filters], vec![0.0f32; g.filters]);
-    for (partial_kt, partial_b) in &partials {
-        grad_kt.iter_mut().zip(partial_kt).for_each(|(acc, v)| *acc += v);
+    let (mut grad_k, mut grad_b) = (vec![0.0f32; kernel_len], vec![0.0f32; g.filters]);
+    for (partial_k, partial_b) in &partials {
+        grad_k.iter_mut().zip(partial_k).for_each(|(acc, v)| *acc += v);
         grad_b.iter_mut().zip(partial_b).for_each(|(acc, v)| *acc += v);
     }
+    ConvGrads { input: with_input.then_some(grad_x), kernel: grad_k, bias: grad_b }
+}
+
+/// All gradients from the input `x` and the kernel (contiguous), given each item's gradient with
+/// respect to the pre-activation map `z` (`F × OH·OW`), which `grad_z_of(item, grad_z)` writes;
+/// the input gradient only `with_input`.
+fn backward(g: &ConvGeometry, [x, kernel]: [&[f32]; 2], with_input: bool, grad_z_of: impl Fn(usize, &mut [f32]) + Sync) -> ConvGrads {
+    let kernel_t = Matrix::row_major(kernel, g.filters, g.taps()).t();
+    let chunk_grads = |first_item, x: &[f32], grad_x: Option<&mut [f32]>| chunk_backward(g, kernel_t, x, first_item, &grad_z_of, grad_x);
+    let mut grads = sum_over_chunks(g, x, with_input, g.taps() * g.filters, chunk_grads);
+    // The sums were kept transposed, `taps × filters`.
     let mut grad_k = vec![0.0f32; g.filters * g.taps()];
-    for (tap, row) in grad_kt.chunks_exact(g.filters).enumerate() {
+    for (tap, row) in grads.kernel.chunks_exact(g.filters).enumerate() {
         row.iter().enumerate().for_each(|(filter, &v)| grad_k[filter * g.taps() + tap] = v);
     }
-    ConvGrads { input: with_input.then_some(grad_x), kernel: grad_k, bias: grad_b }
+    grads.kernel = grad_k;
+    grads
 }
 
 /// The kernel gradient (transposed, `taps × filters`) and the bias gradient summed over one chunk

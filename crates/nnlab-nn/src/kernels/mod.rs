@@ -13,6 +13,7 @@ pub mod conv_pool;
 mod gemm;
 mod im2col;
 pub mod pool;
+mod pooled_backward;
 
 use std::cell::RefCell;
 

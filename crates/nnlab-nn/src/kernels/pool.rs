@@ -26,8 +26,8 @@ pub(super) struct PoolGeometry {
     pub planes: usize,
     height: usize,
     width: usize,
-    pool: [usize; 2],
-    strides: [usize; 2],
+    pub pool: [usize; 2],
+    pub strides: [usize; 2],
     pub oh: usize,
     pub ow: usize,
 }
