@@ -1,8 +1,9 @@
 //! A [`ModelSpec`] built into candle variables, with a forward pass.
 
 use candle_core::{DType, Device, Tensor, Var, D};
-use rand::Rng;
+use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
 use crate::error::{NnError, Result};
 use crate::init::glorot_uniform;
@@ -227,15 +228,33 @@ fn apply_activation(z: &Tensor, activation: Activation) -> Result<Tensor> {
 /// Inverted dropout with a host-drawn mask, so the mask comes from the job's seed.
 fn dropout(h: &Tensor, rate: f64, rng: &mut ChaCha8Rng) -> Result<Tensor> {
     let scale = (1.0 / (1.0 - rate)) as f32;
-    let mask: Vec<f32> = (0..h.elem_count()).map(|_| if rng.random::<f64>() < rate { 0.0 } else { scale }).collect();
-    let mask = Tensor::from_vec(mask, h.shape(), h.device())?;
-    Ok(h.mul(&mask)?)
+    // A unit is dropped with probability threshold / 2³², `rate` to 32 bits.
+    let threshold = (rate * 4_294_967_296.0) as u64;
+    let mask = draw_per_element(h.elem_count(), rng, |stream| if u64::from(stream.next_u32()) < threshold { 0.0 } else { scale });
+    Ok(h.mul(&Tensor::from_vec(mask, h.shape(), h.device())?)?)
 }
 
 fn gaussian_noise(h: &Tensor, stddev: f64, rng: &mut ChaCha8Rng) -> Result<Tensor> {
-    let noise: Vec<f32> = (0..h.elem_count()).map(|_| (standard_normal(rng) * stddev) as f32).collect();
-    let noise = Tensor::from_vec(noise, h.shape(), h.device())?;
-    Ok(h.add(&noise)?)
+    let noise = draw_per_element(h.elem_count(), rng, |stream| (standard_normal(stream) * stddev) as f32);
+    Ok(h.add(&Tensor::from_vec(noise, h.shape(), h.device())?)?)
+}
+
+/// Values per random stream of [`draw_per_element`]; a constant, so that what is drawn does not
+/// depend on the thread count.
+const VALUES_PER_STREAM: usize = 1 << 14;
+
+/// `len` values, each drawn by `draw` from a seeded stream: one seed taken from the job's RNG, and
+/// for each run of [`VALUES_PER_STREAM`] values the ChaCha stream of that number, so the runs are
+/// filled in parallel (a batch's dropout mask is a million values, too many for one stream).
+fn draw_per_element(len: usize, rng: &mut ChaCha8Rng, draw: impl Fn(&mut ChaCha8Rng) -> f32 + Sync) -> Vec<f32> {
+    let seed: u64 = rng.random();
+    let mut values = vec![0.0f32; len];
+    values.par_chunks_mut(VALUES_PER_STREAM).enumerate().for_each(|(run, values)| {
+        let mut stream = ChaCha8Rng::seed_from_u64(seed);
+        stream.set_stream(run as u64);
+        values.iter_mut().for_each(|value| *value = draw(&mut stream));
+    });
+    values
 }
 
 /// One N(0, 1) draw by the Box–Muller transform (keeps the dependency list short).
@@ -359,6 +378,24 @@ mod tests {
         let a = model.forward(&x, Mode::Eval).unwrap().pre_activation.to_vec2::<f32>().unwrap();
         let b = model.forward(&x, Mode::Eval).unwrap().pre_activation.to_vec2::<f32>().unwrap();
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn training_noise_does_not_depend_on_the_thread_count() {
+        // Several random streams' worth of values.
+        let h = Tensor::ones((3, 20_000), DType::F32, &Device::Cpu).unwrap();
+        let draw = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let mut rng = ChaCha8Rng::seed_from_u64(3);
+            pool.install(|| {
+                let dropped = dropout(&h, 0.3, &mut rng).unwrap();
+                let noisy = gaussian_noise(&h, 0.5, &mut rng).unwrap();
+                [dropped, noisy].map(|t| t.flatten_all().unwrap().to_vec1::<f32>().unwrap())
+            })
+        };
+        let one = draw(1);
+        assert_ne!(one[0][..VALUES_PER_STREAM], one[0][VALUES_PER_STREAM..2 * VALUES_PER_STREAM], "streams differ");
+        assert_eq!(one, draw(3));
     }
 
     #[test]
