@@ -67,7 +67,8 @@ pub(super) fn backward_from_maxima(
                     grad_x_last.fill(0.0);
                 }
                 let input_grad = grad_x_item.is_some().then_some(&mut *grad_x_last);
-                item_backward(&layout, p, &nonzeros, &mut band, [x_last, &kernel_last], &mut grad_k, input_grad);
+                let (nonzeros, band, kernel_last) = (&nonzeros, &mut band, &kernel_last);
+                ItemBackward { layout: &layout, pool: p, nonzeros, band, x_last, kernel_last, grad_k: &mut grad_k, grad_x_last: input_grad }.run();
                 if let Some(grad_x_item) = grad_x_item {
                     layout.from_channels_last(grad_x_last, grad_x_item);
                 }
@@ -177,40 +178,37 @@ impl Band {
     }
 }
 
-/// The kernel and input gradients of one item from its nonzero map gradients, added into `grad_k`
-/// (channels-last, `F × kh × kw × C`) and, if given, `grad_x_last` (the item's padded
-/// channels-last input gradient).
-fn item_backward(
-    layout: &ChannelsLast,
-    p: &PoolGeometry,
-    nonzeros: &Nonzeros,
-    band: &mut Band,
-    [x_last, kernel_last]: [&[f32]; 2],
-    grad_k: &mut [f32],
-    grad_x_last: Option<&mut [f32]>,
-) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2, checked just above.
-        return unsafe { item_backward_avx2(layout, p, nonzeros, band, [x_last, kernel_last], grad_k, grad_x_last) };
-    }
-    item_backward_portable(layout, p, nonzeros, band, [x_last, kernel_last], grad_k, grad_x_last)
+/// One item's share of the backward pass: its nonzero map gradients and channels-last input, the
+/// channels-last kernel, and where its gradients are added: `grad_k` (`F × kh × kw × C`) and, if
+/// given, `grad_x_last` (the item's padded channels-last input gradient).
+struct ItemBackward<'a> {
+    layout: &'a ChannelsLast,
+    pool: &'a PoolGeometry,
+    nonzeros: &'a Nonzeros,
+    band: &'a mut Band,
+    x_last: &'a [f32],
+    kernel_last: &'a [f32],
+    grad_k: &'a mut [f32],
+    grad_x_last: Option<&'a mut [f32]>,
 }
 
-/// [`item_backward_portable`] compiled for 256-bit vectors: the same operations in the same
-/// order, so the same results.
+impl ItemBackward<'_> {
+    fn run(self) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            return unsafe { run_avx2(self) };
+        }
+        run_portable(self)
+    }
+}
+
+/// [`run_portable`] compiled for 256-bit vectors: the same operations in the same order, so the
+/// same results.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn item_backward_avx2(
-    layout: &ChannelsLast,
-    p: &PoolGeometry,
-    nonzeros: &Nonzeros,
-    band: &mut Band,
-    operands: [&[f32]; 2],
-    grad_k: &mut [f32],
-    grad_x_last: Option<&mut [f32]>,
-) {
-    item_backward_portable(layout, p, nonzeros, band, operands, grad_k, grad_x_last)
+fn run_avx2(work: ItemBackward<'_>) {
+    run_portable(work)
 }
 
 /// One row of windows at a time, and within it one block of a kernel row at a time: the part of
@@ -218,17 +216,10 @@ fn item_backward_avx2(
 /// kernel (or kernel gradient) stay in the L1 cache, and each block's sum stays in registers while
 /// the terms of one filter (or one position) are added.
 #[inline(always)]
-fn item_backward_portable(
-    layout: &ChannelsLast,
-    p: &PoolGeometry,
-    nonzeros: &Nonzeros,
-    band: &mut Band,
-    [x_last, kernel_last]: [&[f32]; 2],
-    grad_k: &mut [f32],
-    mut grad_x_last: Option<&mut [f32]>,
-) {
+fn run_portable(work: ItemBackward<'_>) {
+    let ItemBackward { layout, pool, nonzeros, band, x_last, kernel_last, grad_k, mut grad_x_last } = work;
     let (run, row_stride, taps) = (layout.run(), layout.row_stride(), layout.taps());
-    for row in 0..p.oh {
+    for row in 0..pool.oh {
         let kernel_blocks = || (0..layout.g.kh).flat_map(|i| blocks(run).map(move |(start, len)| (i * run + start, i * row_stride + start, len)));
         for (in_kernel, in_image, len) in kernel_blocks() {
             for (f, grad_k) in grad_k.chunks_exact_mut(taps).enumerate() {
@@ -237,7 +228,7 @@ fn item_backward_portable(
             }
         }
         if let Some(grad_x) = grad_x_last.as_deref_mut() {
-            band.fill(nonzeros, p, layout.g.ow, row);
+            band.fill(nonzeros, pool, layout.g.ow, row);
             for (in_kernel, in_image, len) in kernel_blocks() {
                 for (at, entries) in band.positions() {
                     let terms = entries.iter().map(|&(v, f)| (v, &kernel_last[f * taps + in_kernel..][..len]));
@@ -404,13 +395,14 @@ mod tests {
             .collect();
         let mut nonzeros = Nonzeros::default();
         nonzeros.fill(&p, Pointwise::Relu, [&pooled, &grad], &argmax, &mut vec![0.0; g.filters]);
-        let run = |path: fn(&ChannelsLast, &PoolGeometry, &Nonzeros, &mut Band, [&[f32]; 2], &mut [f32], Option<&mut [f32]>)| {
+        let run = |path: fn(ItemBackward<'_>)| {
             let (mut grad_k, mut grad_x) = (vec![0.0; kernel_last.len()], vec![0.0; x_last.len()]);
-            path(&layout, &p, &nonzeros, &mut Band::default(), [&x_last, &kernel_last], &mut grad_k, Some(&mut grad_x));
+            let (layout, pool, nonzeros, band) = (&layout, &p, &nonzeros, &mut Band::default());
+            path(ItemBackward { layout, pool, nonzeros, band, x_last: &x_last, kernel_last: &kernel_last, grad_k: &mut grad_k, grad_x_last: Some(&mut grad_x) });
             (grad_k, grad_x)
         };
-        // `item_backward` takes the AVX2 code where the CPU has it.
-        [run(item_backward_portable), run(item_backward)]
+        // `run` takes the AVX2 code where the CPU has it.
+        [run(run_portable), run(|work| work.run())]
     }
 
     #[test]
