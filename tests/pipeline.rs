@@ -43,10 +43,7 @@ fn test_catalogue(dir: &Path) -> PathBuf {
 /// The same catalogue with an analysis stage: the MLP keeps its hidden layer's activations, which
 /// are projected (t-SNE and PCA) beside the raw pixels.
 fn test_catalogue_with_analysis(dir: &Path) -> PathBuf {
-    write_test_catalogue(
-        dir,
-        "\n[analysis]\ndataset = \"mnist\"\nmethods = [\"tsne\", \"pca\"]\nk = 10\nk_max = 30\n",
-    )
+    write_test_catalogue(dir, "\n[analysis]\ndataset = \"mnist\"\nmethods = [\"tsne\", \"pca\"]\nk = 10\nk_max = 30\n")
 }
 
 fn write_test_catalogue(dir: &Path, analysis: &str) -> PathBuf {
@@ -119,8 +116,15 @@ fn smoke_pipeline_end_to_end_then_a_rerun_recomputes_nothing() {
     let run_dir = tmp.path().join("run");
     let report_dir = tmp.path().join("report");
     let args = [
-        "run", "--profile", "smoke", "--threads", "1",
-        "--run-dir", run_dir.to_str().unwrap(), "--report-dir", report_dir.to_str().unwrap(),
+        "run",
+        "--profile",
+        "smoke",
+        "--threads",
+        "1",
+        "--run-dir",
+        run_dir.to_str().unwrap(),
+        "--report-dir",
+        report_dir.to_str().unwrap(),
     ];
     run_ok(&args);
 
@@ -222,7 +226,12 @@ fn check_tp_report(run_dir: &Path, report_dir: &Path, tables: &Tables) {
     }
     // Raw t-SNE of a few hundred digits already groups them far better than chance (0.1).
     assert!(separation.stat("raw", "tsne", "nh").unwrap().mean > 0.4);
-    assert!(answer(&html, "tp.m3.best").starts_with(best.0), "best by NH is {}: page says {}", best.0, answer(&html, "tp.m3.best"));
+    assert!(
+        answer(&html, "tp.m3.best").starts_with(best.0),
+        "best by NH is {}: page says {}",
+        best.0,
+        answer(&html, "tp.m3.best")
+    );
     let svg = |name: &str| std::fs::read_to_string(report_dir.join(format!("figures/{name}.svg"))).unwrap();
     for figure in ["tp-raw-tsne-plain", "tp-tp_mlp-pca-hulls", "tp-tp_cnn-tsne-ellipses"] {
         assert!(svg(figure).matches("<circle").count() >= 300, "{figure}: expected a scatter of 300 points");
@@ -263,8 +272,18 @@ fn same_seed_gives_identical_history_and_projections_another_seed_does_not() {
     let run = |name: &str, seed: &str, threads: &str| {
         let dir = tmp.path().join(name);
         run_ok(&[
-            "run", "--profile", "smoke", "--seed", seed, "--threads", threads, "--no-render",
-            "--catalogue", catalogue.to_str().unwrap(), "--run-dir", dir.to_str().unwrap(),
+            "run",
+            "--profile",
+            "smoke",
+            "--seed",
+            seed,
+            "--threads",
+            threads,
+            "--no-render",
+            "--catalogue",
+            catalogue.to_str().unwrap(),
+            "--run-dir",
+            dir.to_str().unwrap(),
         ]);
         (history_without_times(&dir), projections(&dir))
     };
@@ -295,8 +314,18 @@ fn a_killed_run_resumes_without_redoing_finished_jobs() {
     let run_dir = tmp.path().join("run");
     let catalogue = test_catalogue(tmp.path());
     let args = [
-        "run", "--profile", "slow", "--threads", "1", "--no-render", "--catalogue", catalogue.to_str().unwrap(),
-        "--profiles", profiles.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap(),
+        "run",
+        "--profile",
+        "slow",
+        "--threads",
+        "1",
+        "--no-render",
+        "--catalogue",
+        catalogue.to_str().unwrap(),
+        "--profiles",
+        profiles.to_str().unwrap(),
+        "--run-dir",
+        run_dir.to_str().unwrap(),
     ];
     let mut child = nnlab(&args, &[]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
 
@@ -323,7 +352,8 @@ fn a_killed_run_resumes_without_redoing_finished_jobs() {
     child.wait().unwrap();
 
     let done_before = finished();
-    let result_before: Vec<String> = done_before.iter().map(|d| std::fs::read_to_string(d.join("result.json")).unwrap()).collect();
+    let result_before: Vec<String> =
+        done_before.iter().map(|d| std::fs::read_to_string(d.join("result.json")).unwrap()).collect();
     assert!(done_before.len() < 4);
 
     run_ok(&args);
@@ -386,7 +416,10 @@ fn bad_inputs_give_one_clear_error_line() {
     let line = one_line_error(&out);
     assert!(line.contains("idx") && line.contains(bad_mirror.to_str().unwrap()), "{line}");
     let cached: Vec<_> = std::fs::read_dir(&cache).map(|d| d.flatten().collect()).unwrap_or_default();
-    assert!(cached.iter().all(|e| e.path().is_dir() && std::fs::read_dir(e.path()).unwrap().next().is_none()), "bad files left in the cache");
+    assert!(
+        cached.iter().all(|e| e.path().is_dir() && std::fs::read_dir(e.path()).unwrap().next().is_none()),
+        "bad files left in the cache"
+    );
 }
 
 #[test]
@@ -401,7 +434,8 @@ fn single_jobs_then_a_run_reuses_them_all() {
     for id in &ids {
         run_ok(&["job", id, "--profile", "smoke", "--threads", "1", "--catalogue", catalogue, "--run-dir", run_dir]);
     }
-    let out = run_ok(&["run", "--profile", "smoke", "--threads", "1", "--no-render", "--catalogue", catalogue, "--run-dir", run_dir]);
+    let out =
+        run_ok(&["run", "--profile", "smoke", "--threads", "1", "--no-render", "--catalogue", catalogue, "--run-dir", run_dir]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("0 jobs ran, 4 reused"));
 
     let out = nnlab(&["job", "0000000000000000", "--profile", "smoke"], &[]).output().unwrap();
@@ -416,9 +450,16 @@ fn a_missing_dataset_skips_its_jobs_with_a_clear_line() {
     std::fs::create_dir_all(&empty).unwrap();
     let out = nnlab(
         &[
-            "run", "--profile", "smoke", "--no-render", "--catalogue", catalogue.to_str().unwrap(),
-            "--data-dir", tmp.path().join("cache").to_str().unwrap(),
-            "--run-dir", tmp.path().join("run").to_str().unwrap(),
+            "run",
+            "--profile",
+            "smoke",
+            "--no-render",
+            "--catalogue",
+            catalogue.to_str().unwrap(),
+            "--data-dir",
+            tmp.path().join("cache").to_str().unwrap(),
+            "--run-dir",
+            tmp.path().join("run").to_str().unwrap(),
         ],
         &[("NNLAB_DATA_MIRROR", &empty)],
     )

@@ -60,7 +60,13 @@ impl TsneSettings {
     }
 
     fn config(&self) -> TsneConfig {
-        TsneConfig { perplexity: self.perplexity, theta: self.theta, max_iter: self.max_iter, seed: self.seed, pca_dims: self.pca_dims }
+        TsneConfig {
+            perplexity: self.perplexity,
+            theta: self.theta,
+            max_iter: self.max_iter,
+            seed: self.seed,
+            pca_dims: self.pca_dims,
+        }
     }
 }
 
@@ -129,10 +135,8 @@ pub fn plan_projections(catalogue: &Catalogue, profile: &Profile, run_seed: u64,
     let mut jobs = Vec::new();
     for assignment in &catalogue.assignments {
         let Some(config) = &assignment.analysis else { continue };
-        let sources: Vec<&Job> = training
-            .iter()
-            .filter(|j| j.spec.assignment == assignment.id && j.spec.activations.is_some())
-            .collect();
+        let sources: Vec<&Job> =
+            training.iter().filter(|j| j.spec.assignment == assignment.id && j.spec.activations.is_some()).collect();
         if !training.iter().any(|j| j.spec.assignment == assignment.id) {
             continue; // the assignment is not selected
         }
@@ -192,7 +196,13 @@ pub struct AnalysisOutcome {
 
 /// Runs every projection the run directory does not already hold, `threads` at a time (each one is
 /// deterministic on its own, so running them side by side changes no result).
-pub fn run_projections(jobs: &[ProjectionJob], store: &RunStore, training: &[Job], data: &mut DataCache, threads: usize) -> Result<AnalysisOutcome> {
+pub fn run_projections(
+    jobs: &[ProjectionJob],
+    store: &RunStore,
+    training: &[Job],
+    data: &mut DataCache,
+    threads: usize,
+) -> Result<AnalysisOutcome> {
     std::fs::create_dir_all(analysis_dir(store.root()))?;
     let mut outcome = AnalysisOutcome { ran: 0, reused: 0, reused_ids: Vec::new(), skipped: Vec::new() };
     let mut pending = Vec::new();
@@ -221,7 +231,8 @@ pub fn run_projections(jobs: &[ProjectionJob], store: &RunStore, training: &[Job
             .par_iter()
             .map(|(job, input)| {
                 progress.job_started(&job.label());
-                let result = project(job, input).with_context(|| format!("projection {} ({}) failed; nothing was stored for it", job.id, job.label()))?;
+                let result = project(job, input)
+                    .with_context(|| format!("projection {} ({}) failed; nothing was stored for it", job.id, job.label()))?;
                 write_json(&result_path(store.root(), &job.id), &result)?;
                 progress.println(format!(
                     "  {}: NH(k={}) {:.3}, hull IoU {:.3}, ellipse BC {:.3} ({:.1} s)",
@@ -279,7 +290,12 @@ fn gather_input(job: &ProjectionJob, store: &RunStore, training: &[Job], data: &
                 return Err(SourceMissing(source.clone()).into());
             }
             let activations = store.load_activations(training_job)?;
-            Ok(Input { rows: activations.info.rows, cols: activations.info.cols, values: activations.values, labels: activations.info.labels })
+            Ok(Input {
+                rows: activations.info.rows,
+                cols: activations.info.cols,
+                values: activations.values,
+                labels: activations.info.labels,
+            })
         }
     }
 }

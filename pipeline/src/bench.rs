@@ -93,7 +93,12 @@ pub fn csv(rows: &[BenchRow]) -> String {
     for r in rows {
         out += &format!(
             "{},{},{},{},{:.1},{}\n",
-            r.experiment, r.batch_size, r.params, r.flops_per_sample, r.median_samples_per_s, r.runs.len()
+            r.experiment,
+            r.batch_size,
+            r.params,
+            r.flops_per_sample,
+            r.median_samples_per_s,
+            r.runs.len()
         );
     }
     out
@@ -137,7 +142,14 @@ pub fn comparison_markdown(rows: &[BenchRow], peers: &[PeerRow], fingerprint: &s
     out += "| model | batch | nnlab samples/s | Keras samples/s | nnlab / Keras |\n|---|---:|---:|---:|---:|\n";
     for p in paired(rows, peers) {
         let r = p.row;
-        out += &format!("| {} | {} | {:.0} | {:.0} | {:.2} |\n", r.experiment, r.batch_size, r.median_samples_per_s, p.peer, p.ratio());
+        out += &format!(
+            "| {} | {} | {:.0} | {:.0} | {:.2} |\n",
+            r.experiment,
+            r.batch_size,
+            r.median_samples_per_s,
+            p.peer,
+            p.ratio()
+        );
     }
     out
 }
@@ -168,7 +180,10 @@ mod tests {
 
     #[test]
     fn comparison_pairs_models_measured_by_both() {
-        let peers = parse_peer("{\"model\": \"a1.cnn\", \"batch\": 128, \"samples_per_s\": 400.0}\n\n{\"model\": \"x\", \"samples_per_s\": 1}\n").unwrap();
+        let peers = parse_peer(
+            "{\"model\": \"a1.cnn\", \"batch\": 128, \"samples_per_s\": 400.0}\n\n{\"model\": \"x\", \"samples_per_s\": 1}\n",
+        )
+        .unwrap();
         let rows = [row("a1.cnn", 600.0), row("tp.mlp", 9000.0)];
         let csv = comparison_csv(&rows, &peers);
         assert_eq!(csv, "model,batch,nnlab_samples_per_s,keras_samples_per_s,ratio\na1.cnn,128,600.0,400.0,1.500\n");

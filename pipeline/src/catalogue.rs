@@ -140,8 +140,8 @@ impl Catalogue {
 
 fn load_assignment(file: &Path) -> Result<Assignment> {
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let assignment: Assignment = toml::from_str(&text)
-        .map_err(|e| anyhow::anyhow!("{}: {}", file.display(), e.to_string().trim().replace('\n', " ")))?;
+    let assignment: Assignment =
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", file.display(), e.to_string().trim().replace('\n', " ")))?;
     for experiment in &assignment.experiments {
         let origin = format!("{}: experiment {}", file.display(), experiment.id);
         if !experiment.id.starts_with(&format!("{}.", assignment.id)) {
@@ -151,7 +151,11 @@ fn load_assignment(file: &Path) -> Result<Assignment> {
         if let Some(request) = &experiment.activations {
             if !layers.iter().any(|l| l.name == request.layer) {
                 let names: Vec<&str> = layers.iter().map(|l| l.name.as_str()).collect();
-                bail!("{origin}: activations.layer `{}` is not a layer of the model (its layers: {})", request.layer, names.join(", "));
+                bail!(
+                    "{origin}: activations.layer `{}` is not a layer of the model (its layers: {})",
+                    request.layer,
+                    names.join(", ")
+                );
             }
         }
         experiment.train.optimizer.validate().with_context(|| origin.clone())?;

@@ -38,13 +38,7 @@ pub fn run_jobs(jobs: &[Job], store: &RunStore, data: &mut DataCache, device: &D
             "reused".to_string()
         } else {
             progress.job_started(&label);
-            progress.println(format!(
-                "[{}/{}] {label} (job {}, seed {})",
-                index + 1,
-                jobs.len(),
-                job.id,
-                job.spec.seed
-            ));
+            progress.println(format!("[{}/{}] {label} (job {}, seed {})", index + 1, jobs.len(), job.id, job.spec.seed));
             match run_one(job, store, data, device, threads, &progress) {
                 Ok((result, activations)) => {
                     store.save(job, &result, activations.as_deref())?;
@@ -60,9 +54,7 @@ pub fn run_jobs(jobs: &[Job], store: &RunStore, data: &mut DataCache, device: &D
                     outcome.unavailable += 1;
                     format!("not run: {err}")
                 }
-                Err(err) => {
-                    return Err(err.context(format!("job {} ({label}) failed; nothing was stored for it", job.id)))
-                }
+                Err(err) => return Err(err.context(format!("job {} ({label}) failed; nothing was stored for it", job.id))),
             }
         };
         progress.job_finished();

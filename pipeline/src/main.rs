@@ -167,9 +167,9 @@ impl Dirs {
     }
 
     fn report_dir(&self, run_dir: &std::path::Path) -> PathBuf {
-        self.report_dir.clone().unwrap_or_else(|| {
-            PathBuf::from("reports").join(run_dir.file_name().unwrap_or(std::ffi::OsStr::new("run")))
-        })
+        self.report_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("reports").join(run_dir.file_name().unwrap_or(std::ffi::OsStr::new("run"))))
     }
 }
 
@@ -278,7 +278,8 @@ fn bench(
         None => None,
     };
     let catalogue = nnlab::catalogue::Catalogue::load(&sources.catalogue)?;
-    let experiments: Vec<_> = catalogue.assignments.iter().flat_map(|a| &a.experiments).filter(|e| only.is_empty() || only.contains(&e.id)).collect();
+    let experiments: Vec<_> =
+        catalogue.assignments.iter().flat_map(|a| &a.experiments).filter(|e| only.is_empty() || only.contains(&e.id)).collect();
     if let Some(unknown) = only.iter().find(|id| !experiments.iter().any(|e| &e.id == *id)) {
         anyhow::bail!("unknown experiment `{unknown}`");
     }
@@ -286,8 +287,14 @@ fn bench(
     let (rustc, _) = nnlab::manifest::build_versions();
     let fingerprint = format!(
         "Machine: {}, {} logical cores, {} compute threads, {} GiB; {}; {}; commit {}; {}.",
-        hardware.cpu_model, hardware.logical_cores, threads, hardware.memory_gib,
-        nnlab::manifest::os_description(), rustc, nnlab::manifest::git_commit(), nnlab::manifest::utc_now()
+        hardware.cpu_model,
+        hardware.logical_cores,
+        threads,
+        hardware.memory_gib,
+        nnlab::manifest::os_description(),
+        rustc,
+        nnlab::manifest::git_commit(),
+        nnlab::manifest::utc_now()
     );
     let mut rows = Vec::new();
     for experiment in experiments {
@@ -323,9 +330,6 @@ fn set_threads(requested: Option<usize>) -> Result<usize> {
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
     std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build_global()
-        .context("cannot set up the compute thread pool")?;
+    rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().context("cannot set up the compute thread pool")?;
     Ok(threads)
 }

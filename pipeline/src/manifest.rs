@@ -77,9 +77,9 @@ impl Hardware {
 }
 
 pub fn os_description() -> String {
-    let pretty = std::fs::read_to_string("/etc/os-release").ok().and_then(|t| {
-        t.lines().find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_string()))
-    });
+    let pretty = std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|t| t.lines().find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_string())));
     format!("{} ({} {})", pretty.unwrap_or_else(|| "unknown".into()), std::env::consts::OS, std::env::consts::ARCH)
 }
 

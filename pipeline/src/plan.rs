@@ -54,7 +54,10 @@ pub fn plan(catalogue: &Catalogue, profile: &Profile, run_seed: u64, only: &[Str
         let is_experiment = catalogue.assignments.iter().flat_map(|a| &a.experiments).any(|e| &e.id == wanted);
         if catalogue.assignment(wanted).is_none() && !is_experiment {
             let known: Vec<&str> = catalogue.assignments.iter().map(|a| a.id.as_str()).collect();
-            bail!("unknown assignment or experiment `{wanted}` (the assignments: {}; experiments are named <assignment>.<model>)", known.join(", "));
+            bail!(
+                "unknown assignment or experiment `{wanted}` (the assignments: {}; experiments are named <assignment>.<model>)",
+                known.join(", ")
+            );
         }
     }
     let mut jobs = Vec::new();
@@ -114,10 +117,7 @@ mod tests {
     use super::*;
 
     fn setup(profile: &str) -> (Catalogue, Profile) {
-        (
-            Catalogue::load(&Catalogue::default_dir()).unwrap(),
-            Profile::load(&Profile::default_dir(), profile).unwrap(),
-        )
+        (Catalogue::load(&Catalogue::default_dir()).unwrap(), Profile::load(&Profile::default_dir(), profile).unwrap())
     }
 
     #[test]

@@ -56,7 +56,10 @@ impl Profile {
             }
         }
         if profile.analysis_points.is_some_and(|p| p < 50) {
-            bail!("{}: analysis_points must be at least 50 (t-SNE with perplexity 30 needs > 90 points to be meaningful)", file.display());
+            bail!(
+                "{}: analysis_points must be at least 50 (t-SNE with perplexity 30 needs > 90 points to be meaningful)",
+                file.display()
+            );
         }
         Ok(profile)
     }

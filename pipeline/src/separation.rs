@@ -86,7 +86,8 @@ impl SeparationTables {
 
     pub fn write(&mut self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir)?;
-        for (name, frame) in NAMES.into_iter().zip([&mut self.rows, &mut self.summary, &mut self.curve, &mut self.curve_summary]) {
+        for (name, frame) in NAMES.into_iter().zip([&mut self.rows, &mut self.summary, &mut self.curve, &mut self.curve_summary])
+        {
             write_frame(frame, &dir.join(format!("{name}.parquet")), |f, df| ParquetWriter::new(f).finish(df).map(|_| ()))?;
             write_frame(frame, &dir.join(format!("{name}.csv")), |f, df| CsvWriter::new(f).finish(df))?;
         }
@@ -119,15 +120,17 @@ impl SeparationTables {
             let file = File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
             ParquetReader::new(file).finish().map_err(|e| anyhow!("{} is not a valid table: {e}", path.display()))
         };
-        Ok(Some(SeparationTables { rows: read(NAMES[0])?, summary: read(NAMES[1])?, curve: read(NAMES[2])?, curve_summary: read(NAMES[3])? }))
+        Ok(Some(SeparationTables {
+            rows: read(NAMES[0])?,
+            summary: read(NAMES[1])?,
+            curve: read(NAMES[2])?,
+            curve_summary: read(NAMES[3])?,
+        }))
     }
 
     /// The across-replicate summary of one metric of one projection of one representation.
     pub fn stat(&self, representation: &str, method: &str, metric: &str) -> Result<Stat> {
-        let df = select(&self.summary, representation, method)?
-            .lazy()
-            .filter(col("metric").eq(lit(metric)))
-            .collect()?;
+        let df = select(&self.summary, representation, method)?.lazy().filter(col("metric").eq(lit(metric))).collect()?;
         if df.height() != 1 {
             bail!("separation_summary has {} rows for {representation} / {method} / {metric}", df.height());
         }
@@ -157,7 +160,8 @@ impl SeparationTables {
             .map(|row| {
                 Ok(NhPoint {
                     k: u32_at(&df, "k", row)? as usize,
-                    mean: f64_at(&df, "nh_mean", row)?.ok_or_else(|| anyhow!("nh curve of {representation} / {method} has a gap"))?,
+                    mean: f64_at(&df, "nh_mean", row)?
+                        .ok_or_else(|| anyhow!("nh curve of {representation} / {method} has a gap"))?,
                     std: f64_at(&df, "nh_std", row)?,
                 })
             })

@@ -89,7 +89,10 @@ pub fn run(sources: &Sources, request: &RunRequest) -> Result<RunManifest> {
     let outcome = run_jobs(&jobs, &store, &mut data, &Device::Cpu, request.threads)?;
     eprintln!("{} jobs ran, {} reused from earlier runs", outcome.ran, outcome.reused);
     if outcome.unavailable > 0 {
-        eprintln!("{} jobs not run: their dataset is unavailable (see above); their questions render as not run", outcome.unavailable);
+        eprintln!(
+            "{} jobs not run: their dataset is unavailable (see above); their questions render as not run",
+            outcome.unavailable
+        );
     }
 
     let finished: Vec<Job> = jobs.iter().filter(|j| store.is_complete(&j.id)).cloned().collect();
@@ -145,8 +148,7 @@ pub fn aggregate(store: &RunStore, jobs: &[Job]) -> Result<Tables> {
 
 /// Collects the finished projections into the separation tables.
 pub fn aggregate_projections(store: &RunStore, projections: &[ProjectionJob]) -> Result<Option<SeparationTables>> {
-    let results: Vec<ProjectionResult> =
-        projections.iter().filter_map(|p| load_result(store.root(), p).ok()).collect();
+    let results: Vec<ProjectionResult> = projections.iter().filter_map(|p| load_result(store.root(), p).ok()).collect();
     if results.is_empty() {
         SeparationTables::remove(&store.tables_dir())?;
         return Ok(None);
@@ -171,7 +173,14 @@ pub fn render(sources: &Sources, run_dir: &Path, out_dir: &Path) -> Result<Vec<P
     let catalogue = Catalogue::load(&sources.catalogue)?;
     let tables = Tables::read(&run_dir.join("tables"))?;
     let separation = SeparationTables::read(&run_dir.join("tables"))?;
-    let input = RenderInput { catalogue: &catalogue, tables: &tables, separation: separation.as_ref(), manifest: &run_manifest, run_dir, out_dir };
+    let input = RenderInput {
+        catalogue: &catalogue,
+        tables: &tables,
+        separation: separation.as_ref(),
+        manifest: &run_manifest,
+        run_dir,
+        out_dir,
+    };
     render_run(&input, &sources.templates)
 }
 

@@ -109,15 +109,20 @@ impl RunStore {
             fs::remove_dir_all(&partial)?;
             return Ok(());
         }
-        fs::rename(&partial, &final_dir)
-            .with_context(|| format!("cannot move {} into place", partial.display()))?;
+        fs::rename(&partial, &final_dir).with_context(|| format!("cannot move {} into place", partial.display()))?;
         Ok(())
     }
 
     pub fn load(&self, job: &Job) -> Result<JobResult> {
         let dir = self.job_dir(&job.id);
         if !self.is_complete(&job.id) {
-            bail!("job {} ({} replicate {}) has not finished in {}", job.id, job.spec.experiment, job.spec.replicate, self.root.display());
+            bail!(
+                "job {} ({} replicate {}) has not finished in {}",
+                job.id,
+                job.spec.experiment,
+                job.spec.replicate,
+                self.root.display()
+            );
         }
         let path = dir.join("result.json");
         let text = fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -204,7 +209,13 @@ fn history_csv(history: &[EpochRecord]) -> String {
     for r in history {
         out += &format!(
             "{},{},{},{},{},{},{}\n",
-            r.epoch, r.loss, r.acc, opt(r.val_loss), opt(r.val_acc), r.seconds, r.train_seconds
+            r.epoch,
+            r.loss,
+            r.acc,
+            opt(r.val_loss),
+            opt(r.val_acc),
+            r.seconds,
+            r.train_seconds
         );
     }
     out

@@ -60,10 +60,10 @@ impl Tables {
     /// Writes `<name>.parquet` and `<name>.csv` for each table, each file atomically.
     pub fn write(&mut self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir)?;
-        for (name, frame) in NAMES.into_iter().zip([&mut self.history, &mut self.history_summary, &mut self.finals, &mut self.final_summary]) {
-            write_frame(frame, &dir.join(format!("{name}.parquet")), |f, df| {
-                ParquetWriter::new(f).finish(df).map(|_| ())
-            })?;
+        for (name, frame) in
+            NAMES.into_iter().zip([&mut self.history, &mut self.history_summary, &mut self.finals, &mut self.final_summary])
+        {
+            write_frame(frame, &dir.join(format!("{name}.parquet")), |f, df| ParquetWriter::new(f).finish(df).map(|_| ()))?;
             write_frame(frame, &dir.join(format!("{name}.csv")), |f, df| CsvWriter::new(f).finish(df))?;
         }
         Ok(())
@@ -118,17 +118,12 @@ impl Tables {
     /// Each replicate's value of a final metric, in replicate order.
     pub fn replicate_values(&self, experiment: &str, metric: &str) -> Result<Vec<f64>> {
         let df = rows_of(&self.finals, experiment)?;
-        (0..df.height())
-            .map(|row| f64_at(&df, metric, row)?.ok_or_else(|| anyhow!("{experiment}: {metric} missing")))
-            .collect()
+        (0..df.height()).map(|row| f64_at(&df, metric, row)?.ok_or_else(|| anyhow!("{experiment}: {metric} missing"))).collect()
     }
 
     /// One replicate's per-epoch rows: (epoch, loss, acc, val_loss, val_acc, seconds).
     pub fn replicate_history(&self, experiment: &str, replicate: u32) -> Result<Vec<[Option<f64>; 6]>> {
-        let df = rows_of(&self.history, experiment)?
-            .lazy()
-            .filter(col("replicate").eq(lit(replicate)))
-            .collect()?;
+        let df = rows_of(&self.history, experiment)?.lazy().filter(col("replicate").eq(lit(replicate))).collect()?;
         let mut rows = Vec::with_capacity(df.height());
         for row in 0..df.height() {
             let mut values = [Some(u32_at(&df, "epoch", row)? as f64), None, None, None, None, None];

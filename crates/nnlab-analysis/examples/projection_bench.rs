@@ -16,9 +16,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use nnlab_analysis::{
-    neighbourhood_hit, pca_2d, separation_metrics, tsne_2d, Features, Point, TsneConfig,
-};
+use nnlab_analysis::{neighbourhood_hit, pca_2d, separation_metrics, tsne_2d, Features, Point, TsneConfig};
 
 type Error = Box<dyn std::error::Error>;
 
@@ -29,16 +27,8 @@ fn main() -> Result<(), Error> {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--points" => sizes = vec![args.next().ok_or("--points needs a number")?.parse()?],
-            "--data" => {
-                data_dir = Some(PathBuf::from(
-                    args.next().ok_or("--data needs a directory")?,
-                ))
-            }
-            other => {
-                return Err(
-                    format!("unknown argument {other}; expected --points N or --data DIR").into(),
-                )
-            }
+            "--data" => data_dir = Some(PathBuf::from(args.next().ok_or("--data needs a directory")?)),
+            other => return Err(format!("unknown argument {other}; expected --points N or --data DIR").into()),
         }
     }
     let dir = data_dir.unwrap_or_else(default_data_dir);
@@ -72,10 +62,7 @@ fn main() -> Result<(), Error> {
         let labels = &labels[..n];
         let (nh, seconds) = timed(|| nnlab_analysis::neighbourhood_hit_curve(&tsne, labels, 30));
         let curve = nh?;
-        println!(
-            "| NH curve k = 1..30 (t-SNE) | {n} | {seconds:.3} | NH(30) = {:.3} |",
-            curve[29]
-        );
+        println!("| NH curve k = 1..30 (t-SNE) | {n} | {seconds:.3} | NH(30) = {:.3} |", curve[29]);
         let (metrics, seconds) = timed(|| separation_metrics(&tsne, labels, 10, 30));
         let metrics = metrics?;
         println!(
@@ -84,10 +71,7 @@ fn main() -> Result<(), Error> {
         );
     }
     println!();
-    println!(
-        "{} rayon threads for the kNN searches; t-SNE optimises on one.",
-        rayon::current_num_threads()
-    );
+    println!("{} rayon threads for the kNN searches; t-SNE optimises on one.", rayon::current_num_threads());
     Ok(())
 }
 
@@ -116,10 +100,7 @@ fn default_data_dir() -> PathBuf {
         .filter(|m| !m.is_empty())
         .map(|m| PathBuf::from(m).join("mnist"))
         .into_iter()
-        .chain([
-            PathBuf::from("data/mnist"),
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets/mnist"),
-        ]);
+        .chain([PathBuf::from("data/mnist"), Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets/mnist")]);
     let candidates: Vec<PathBuf> = candidates.collect();
     candidates
         .iter()
@@ -133,27 +114,16 @@ fn read_mnist_test(dir: &Path) -> Result<(Vec<f32>, Vec<u8>), Error> {
     let images = read_idx(&dir.join("t10k-images-idx3-ubyte.gz"), 0x0803, 16)?;
     let labels = read_idx(&dir.join("t10k-labels-idx1-ubyte.gz"), 0x0801, 8)?;
     if images.len() != labels.len() * 784 {
-        return Err(format!(
-            "{}: {} pixels for {} labels",
-            dir.display(),
-            images.len(),
-            labels.len()
-        )
-        .into());
+        return Err(format!("{}: {} pixels for {} labels", dir.display(), images.len(), labels.len()).into());
     }
-    Ok((
-        images.iter().map(|&p| f32::from(p) / 255.0).collect(),
-        labels,
-    ))
+    Ok((images.iter().map(|&p| f32::from(p) / 255.0).collect(), labels))
 }
 
 fn read_idx(path: &Path, magic: u32, header: usize) -> Result<Vec<u8>, Error> {
-    let file =
-        std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     let mut bytes = Vec::new();
     flate2::read::GzDecoder::new(file).read_to_end(&mut bytes)?;
-    if bytes.len() < header || u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) != magic
-    {
+    if bytes.len() < header || u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) != magic {
         return Err(format!("{}: not an IDX file with magic {magic:#x}", path.display()).into());
     }
     Ok(bytes.split_off(header))

@@ -37,10 +37,7 @@ impl ClassEllipse {
             .map(|i| {
                 let t = 2.0 * PI * i as f64 / segments as f64;
                 let (u, v) = (a * t.cos(), b * t.sin());
-                [
-                    self.mean[0] + u * cos - v * sin,
-                    self.mean[1] + u * sin + v * cos,
-                ]
+                [self.mean[0] + u * cos - v * sin, self.mean[1] + u * sin + v * cos]
             })
             .collect()
     }
@@ -79,13 +76,7 @@ pub fn ellipse_overlap(points: &[Point], labels: &[u8]) -> Result<EllipseOverlap
         .map(|(class, members)| {
             let (mean, covariance) = mean_covariance(points, &members);
             let (semi_axes, angle) = axes(&covariance);
-            ClassEllipse {
-                class,
-                mean,
-                covariance,
-                semi_axes,
-                angle,
-            }
+            ClassEllipse { class, mean, covariance, semi_axes, angle }
         })
         .collect();
     let mut pairwise_bhattacharyya = Vec::new();
@@ -95,12 +86,7 @@ pub fn ellipse_overlap(points: &[Point], labels: &[u8]) -> Result<EllipseOverlap
         }
     }
     let (mean_bc, max_bc) = mean_max(&pairwise_bhattacharyya);
-    Ok(EllipseOverlap {
-        ellipses,
-        pairwise_bhattacharyya,
-        mean_bc,
-        max_bc,
-    })
+    Ok(EllipseOverlap { ellipses, pairwise_bhattacharyya, mean_bc, max_bc })
 }
 
 /// Mean and sample covariance (divisor n − 1, zero for n = 1) of the chosen points.
@@ -140,10 +126,7 @@ fn axes(covariance: &[[f64; 2]; 2]) -> ([f64; 2], f64) {
     if angle <= -PI / 2.0 {
         angle += PI;
     }
-    (
-        [2.0 * major.max(0.0).sqrt(), 2.0 * minor.max(0.0).sqrt()],
-        angle,
-    )
+    ([2.0 * major.max(0.0).sqrt(), 2.0 * minor.max(0.0).sqrt()], angle)
 }
 
 fn determinant(m: &[[f64; 2]; 2]) -> f64 {
@@ -153,15 +136,12 @@ fn determinant(m: &[[f64; 2]; 2]) -> f64 {
 fn bhattacharyya(a: &ClassEllipse, b: &ClassEllipse, ridge: f64) -> f64 {
     let regularised = |m: &[[f64; 2]; 2]| [[m[0][0] + ridge, m[0][1]], [m[1][0], m[1][1] + ridge]];
     let (s1, s2) = (regularised(&a.covariance), regularised(&b.covariance));
-    let s = [
-        [(s1[0][0] + s2[0][0]) / 2.0, (s1[0][1] + s2[0][1]) / 2.0],
-        [(s1[1][0] + s2[1][0]) / 2.0, (s1[1][1] + s2[1][1]) / 2.0],
-    ];
+    let s =
+        [[(s1[0][0] + s2[0][0]) / 2.0, (s1[0][1] + s2[0][1]) / 2.0], [(s1[1][0] + s2[1][0]) / 2.0, (s1[1][1] + s2[1][1]) / 2.0]];
     let det = determinant(&s);
     let d = [b.mean[0] - a.mean[0], b.mean[1] - a.mean[1]];
     // Δμᵀ Σ⁻¹ Δμ with the adjugate inverse.
-    let mahalanobis =
-        (s[1][1] * d[0] * d[0] - 2.0 * s[0][1] * d[0] * d[1] + s[0][0] * d[1] * d[1]) / det;
+    let mahalanobis = (s[1][1] * d[0] * d[0] - 2.0 * s[0][1] * d[0] * d[1] + s[0][0] * d[1] * d[1]) / det;
     // Logarithms taken apart so identical covariances cancel exactly.
     let log_ratio = 0.5 * det.ln() - 0.25 * determinant(&s1).ln() - 0.25 * determinant(&s2).ln();
     let distance = mahalanobis / 8.0 + log_ratio;
@@ -174,12 +154,7 @@ mod tests {
 
     /// Four points at (cx ± sx, cy ± sy): mean (cx, cy), sample variances 4/3 sx², 4/3 sy².
     fn corners(cx: f64, cy: f64, sx: f64, sy: f64) -> Vec<Point> {
-        vec![
-            [cx - sx, cy - sy],
-            [cx + sx, cy - sy],
-            [cx - sx, cy + sy],
-            [cx + sx, cy + sy],
-        ]
+        vec![[cx - sx, cy - sy], [cx + sx, cy - sy], [cx - sx, cy + sy], [cx + sx, cy + sy]]
     }
 
     fn overlap(sets: &[(u8, Vec<Point>)]) -> EllipseOverlap {
@@ -194,30 +169,21 @@ mod tests {
 
     #[test]
     fn identical_gaussians_overlap_fully() {
-        let o = overlap(&[
-            (0, corners(1.0, 2.0, 1.0, 0.5)),
-            (1, corners(1.0, 2.0, 1.0, 0.5)),
-        ]);
+        let o = overlap(&[(0, corners(1.0, 2.0, 1.0, 0.5)), (1, corners(1.0, 2.0, 1.0, 0.5))]);
         assert_eq!(o.pairwise_bhattacharyya, vec![(0, 1, 1.0)]);
         assert_eq!((o.mean_bc, o.max_bc), (1.0, 1.0));
     }
 
     #[test]
     fn distant_gaussians_do_not_overlap() {
-        let o = overlap(&[
-            (0, corners(0.0, 0.0, 1.0, 1.0)),
-            (5, corners(1e3, 0.0, 1.0, 1.0)),
-        ]);
+        let o = overlap(&[(0, corners(0.0, 0.0, 1.0, 1.0)), (5, corners(1e3, 0.0, 1.0, 1.0))]);
         assert!(o.max_bc < 1e-100, "{}", o.max_bc);
     }
 
     #[test]
     fn shifted_equal_variances_match_the_closed_form() {
         // Equal covariances σ² = 4/3 on each axis, means 2 apart in x: D_B = d² / (8σ²) = 0.375.
-        let o = overlap(&[
-            (0, corners(0.0, 0.0, 1.0, 1.0)),
-            (1, corners(2.0, 0.0, 1.0, 1.0)),
-        ]);
+        let o = overlap(&[(0, corners(0.0, 0.0, 1.0, 1.0)), (1, corners(2.0, 0.0, 1.0, 1.0))]);
         assert!((o.max_bc - (-0.375f64).exp()).abs() < 1e-8, "{}", o.max_bc);
     }
 
@@ -225,25 +191,15 @@ mod tests {
     fn unequal_variances_match_the_closed_form() {
         // x variances 4/3 and 16/3, equal y variances, means 4 apart in x:
         // D_B = d² / (4 (σ₁² + σ₂²)) + ½ ln((σ₁² + σ₂²) / (2 σ₁ σ₂)) = 0.6 + ½ ln 1.25.
-        let o = overlap(&[
-            (0, corners(0.0, 0.0, 1.0, 1.0)),
-            (1, corners(4.0, 0.0, 2.0, 1.0)),
-        ]);
+        let o = overlap(&[(0, corners(0.0, 0.0, 1.0, 1.0)), (1, corners(4.0, 0.0, 2.0, 1.0))]);
         let expected = (-(0.6 + 0.5 * 1.25f64.ln())).exp();
-        assert!(
-            (o.max_bc - expected).abs() < 1e-8,
-            "{} vs {expected}",
-            o.max_bc
-        );
+        assert!((o.max_bc - expected).abs() < 1e-8, "{} vs {expected}", o.max_bc);
     }
 
     #[test]
     fn diagonal_covariance_gives_axis_aligned_ellipses() {
         // x variance 4/3 · 9 = 12, y variance 4/3 · 0.75 = 1: semi-axes 2√12 and 2.
-        let o = overlap(&[
-            (0, corners(0.0, 0.0, 3.0, 0.75f64.sqrt())),
-            (1, corners(0.0, 0.0, 0.75f64.sqrt(), 3.0)),
-        ]);
+        let o = overlap(&[(0, corners(0.0, 0.0, 3.0, 0.75f64.sqrt())), (1, corners(0.0, 0.0, 0.75f64.sqrt(), 3.0))]);
         let [wide, tall] = [&o.ellipses[0], &o.ellipses[1]];
         assert!((wide.semi_axes[0] - 2.0 * 12f64.sqrt()).abs() < 1e-12);
         assert!((wide.semi_axes[1] - 2.0).abs() < 1e-12);
@@ -251,17 +207,9 @@ mod tests {
         assert!((tall.angle - PI / 2.0).abs() < 1e-15);
         assert_eq!(wide.semi_axes, tall.semi_axes);
         let outline = wide.outline(4);
-        let expected = [
-            [2.0 * 12f64.sqrt(), 0.0],
-            [0.0, 2.0],
-            [-2.0 * 12f64.sqrt(), 0.0],
-            [0.0, -2.0],
-        ];
+        let expected = [[2.0 * 12f64.sqrt(), 0.0], [0.0, 2.0], [-2.0 * 12f64.sqrt(), 0.0], [0.0, -2.0]];
         for (p, e) in outline.iter().zip(expected) {
-            assert!(
-                (p[0] - e[0]).abs() < 1e-12 && (p[1] - e[1]).abs() < 1e-12,
-                "{p:?} vs {e:?}"
-            );
+            assert!((p[0] - e[0]).abs() < 1e-12 && (p[1] - e[1]).abs() < 1e-12, "{p:?} vs {e:?}");
         }
     }
 
@@ -287,15 +235,9 @@ mod tests {
             (2, vec![[1.0, 1.0]; 3]),
             (3, corners(0.0, 0.0, 1.0, 1.0)),
         ]);
-        assert!(o
-            .pairwise_bhattacharyya
-            .iter()
-            .all(|p| p.2.is_finite() && (0.0..=1.0).contains(&p.2)));
+        assert!(o.pairwise_bhattacharyya.iter().all(|p| p.2.is_finite() && (0.0..=1.0).contains(&p.2)));
         // A point on another class's line overlaps it more than a point far from it would.
-        assert!(o
-            .ellipses
-            .iter()
-            .all(|e| e.semi_axes.iter().all(|a| a.is_finite())));
+        assert!(o.ellipses.iter().all(|e| e.semi_axes.iter().all(|a| a.is_finite())));
         assert_eq!(o.ellipses[0].semi_axes, [0.0, 0.0]);
         // Two identical degenerate classes still count as identical.
         let same = overlap(&[(0, vec![[1.0, 1.0]]), (1, vec![[1.0, 1.0]])]);

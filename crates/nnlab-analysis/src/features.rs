@@ -31,11 +31,7 @@ impl<'a> Features<'a> {
             });
         }
         if let Some(at) = self.values.iter().position(|v| !v.is_finite()) {
-            return Err(AnalysisError::NonFiniteFeature {
-                row: at / self.cols,
-                col: at % self.cols,
-                value: self.values[at],
-            });
+            return Err(AnalysisError::NonFiniteFeature { row: at / self.cols, col: at % self.cols, value: self.values[at] });
         }
         Ok(())
     }
@@ -47,8 +43,6 @@ impl<'a> Features<'a> {
 
     /// The matrix as `f64`, the element type linfa's PCA works in.
     pub(crate) fn to_array(self) -> ndarray::Array2<f64> {
-        ndarray::Array2::from_shape_fn((self.rows, self.cols), |(r, c)| {
-            f64::from(self.values[r * self.cols + c])
-        })
+        ndarray::Array2::from_shape_fn((self.rows, self.cols), |(r, c)| f64::from(self.values[r * self.cols + c]))
     }
 }

@@ -34,11 +34,7 @@ pub fn hull_overlap(points: &[Point], labels: &[u8]) -> Result<HullOverlap> {
         .map(|(class, members)| {
             let vertices = convex_hull(members.iter().map(|&i| points[i]).collect());
             let area = polygon_area(&vertices);
-            ClassHull {
-                class,
-                vertices,
-                area,
-            }
+            ClassHull { class, vertices, area }
         })
         .collect();
     let mut pairwise_iou = Vec::new();
@@ -48,12 +44,7 @@ pub fn hull_overlap(points: &[Point], labels: &[u8]) -> Result<HullOverlap> {
         }
     }
     let (mean_iou, max_iou) = mean_max(&pairwise_iou);
-    Ok(HullOverlap {
-        hulls,
-        pairwise_iou,
-        mean_iou,
-        max_iou,
-    })
+    Ok(HullOverlap { hulls, pairwise_iou, mean_iou, max_iou })
 }
 
 fn iou(a: &ClassHull, b: &ClassHull) -> f64 {
@@ -81,9 +72,7 @@ pub fn convex_hull(mut points: Vec<Point>) -> Vec<Point> {
     }
     let mut hull: Vec<Point> = Vec::with_capacity(2 * points.len());
     let chain = |point: Point, floor: usize, hull: &mut Vec<Point>| {
-        while hull.len() >= floor + 2
-            && cross(hull[hull.len() - 2], hull[hull.len() - 1], point) <= 0.0
-        {
+        while hull.len() >= floor + 2 && cross(hull[hull.len() - 2], hull[hull.len() - 1], point) <= 0.0 {
             hull.pop();
         }
         hull.push(point);
@@ -109,11 +98,7 @@ pub fn polygon_area(vertices: &[Point]) -> f64 {
     if vertices.len() < 3 {
         return 0.0;
     }
-    let twice: f64 = vertices
-        .iter()
-        .zip(vertices.iter().cycle().skip(1))
-        .map(|(p, q)| p[0] * q[1] - q[0] * p[1])
-        .sum();
+    let twice: f64 = vertices.iter().zip(vertices.iter().cycle().skip(1)).map(|(p, q)| p[0] * q[1] - q[0] * p[1]).sum();
     twice / 2.0
 }
 
@@ -128,10 +113,7 @@ fn clip(subject: &[Point], clipper: &[Point]) -> Vec<Point> {
         let inside = |p: Point| cross(edge_start, edge_end, p) >= 0.0;
         let crossing = |p: Point, q: Point| {
             // Where segment p–q meets the clip edge's line.
-            let (dp, dq) = (
-                cross(edge_start, edge_end, p),
-                cross(edge_start, edge_end, q),
-            );
+            let (dp, dq) = (cross(edge_start, edge_end, p), cross(edge_start, edge_end, q));
             let t = dp / (dp - dq);
             [p[0] + t * (q[0] - p[0]), p[1] + t * (q[1] - p[1])]
         };
@@ -199,14 +181,7 @@ mod tests {
             (3, square(0.0, 0.0, 4.0)),
         ]);
         let overlap = hull_overlap(&points, &labels).unwrap();
-        let iou = |a: u8, b: u8| {
-            overlap
-                .pairwise_iou
-                .iter()
-                .find(|p| p.0 == a && p.1 == b)
-                .unwrap()
-                .2
-        };
+        let iou = |a: u8, b: u8| overlap.pairwise_iou.iter().find(|p| p.0 == a && p.1 == b).unwrap().2;
         assert!((iou(0, 1) - 0.25).abs() < 1e-12);
         assert_eq!(iou(0, 2), 0.0);
         assert!((iou(0, 3) - 1.0).abs() < 1e-12);
@@ -219,10 +194,7 @@ mod tests {
     #[test]
     fn rotated_triangle_against_square() {
         // Triangle (0,0), (2,0), (0,2) against the unit square: the square lies inside it.
-        let (points, labels) = labelled(&[
-            (0, vec![[0.0, 2.0], [2.0, 0.0], [0.0, 0.0]]),
-            (1, square(0.0, 0.0, 1.0)),
-        ]);
+        let (points, labels) = labelled(&[(0, vec![[0.0, 2.0], [2.0, 0.0], [0.0, 0.0]]), (1, square(0.0, 0.0, 1.0))]);
         let overlap = hull_overlap(&points, &labels).unwrap();
         assert_eq!(overlap.hulls[0].area, 2.0);
         assert!((overlap.pairwise_iou[0].2 - 0.5).abs() < 1e-12);

@@ -24,10 +24,7 @@ struct Nearest {
 
 impl Nearest {
     fn new(k: usize) -> Self {
-        Nearest {
-            k,
-            list: Vec::with_capacity(k + 1),
-        }
+        Nearest { k, list: Vec::with_capacity(k + 1) }
     }
 
     fn precedes(a: (f64, usize), b: &Neighbour) -> bool {
@@ -43,9 +40,7 @@ impl Nearest {
             }
             self.list.pop();
         }
-        let at = self.list.partition_point(|n| {
-            Self::precedes((n.distance_sq, n.index), &Neighbour { index, distance_sq })
-        });
+        let at = self.list.partition_point(|n| Self::precedes((n.distance_sq, n.index), &Neighbour { index, distance_sq }));
         self.list.insert(at, Neighbour { index, distance_sq });
     }
 
@@ -63,11 +58,7 @@ impl Nearest {
 pub(crate) fn knn_2d(points: &[Point], k: usize) -> Vec<Neighbour> {
     debug_assert!(k >= 1 && k < points.len());
     let grid = Grid::new(points);
-    points
-        .par_iter()
-        .enumerate()
-        .flat_map_iter(|(index, point)| grid.nearest(points, index, *point, k).list)
-        .collect()
+    points.par_iter().enumerate().flat_map_iter(|(index, point)| grid.nearest(points, index, *point, k).list).collect()
 }
 
 /// Points bucketed into square cells, about four per cell on average over the bounding box.
@@ -132,14 +123,7 @@ impl Grid {
             members[next[c]] = index;
             next[c] += 1;
         }
-        Grid {
-            origin: lo,
-            cell,
-            width,
-            height,
-            starts,
-            members,
-        }
+        Grid { origin: lo, cell, width, height, starts, members }
     }
 
     fn nearest(&self, points: &[Point], query: usize, at: Point, k: usize) -> Nearest {
@@ -167,11 +151,7 @@ impl Grid {
                 let x1 = self.origin[0] + (cx + ring + 1) as f64 * self.cell;
                 let y0 = self.origin[1] + (cy - ring) as f64 * self.cell;
                 let y1 = self.origin[1] + (cy + ring + 1) as f64 * self.cell;
-                let gap = (at[0] - x0)
-                    .min(x1 - at[0])
-                    .min(at[1] - y0)
-                    .min(y1 - at[1])
-                    .max(0.0);
+                let gap = (at[0] - x0).min(x1 - at[0]).min(at[1] - y0).min(y1 - at[1]).max(0.0);
                 if nearest.worst() < gap * gap {
                     break;
                 }
@@ -223,16 +203,11 @@ pub(crate) fn knn_dense(data: &Array2<f64>, k: usize) -> Vec<Neighbour> {
                         .filter(|&(j, _)| j != i)
                         .map(|(j, &g)| ((norms[i] + norms[j] - 2.0 * g).max(0.0), j)),
                 );
-                let by_distance_then_index =
-                    |a: &(f64, usize), b: &(f64, usize)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
+                let by_distance_then_index = |a: &(f64, usize), b: &(f64, usize)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
                 candidates.select_nth_unstable_by(k - 1, by_distance_then_index);
                 let nearest = &mut candidates[..k];
                 nearest.sort_unstable_by(by_distance_then_index);
-                found.extend(
-                    nearest
-                        .iter()
-                        .map(|&(distance_sq, index)| Neighbour { index, distance_sq }),
-                );
+                found.extend(nearest.iter().map(|&(distance_sq, index)| Neighbour { index, distance_sq }));
             }
             found
         })
@@ -254,11 +229,7 @@ mod tests {
                 .map(|(j, b)| ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2), j))
                 .collect();
             all.sort_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)));
-            out.extend(
-                all[..k]
-                    .iter()
-                    .map(|&(distance_sq, index)| Neighbour { index, distance_sq }),
-            );
+            out.extend(all[..k].iter().map(|&(distance_sq, index)| Neighbour { index, distance_sq }));
         }
         out
     }
@@ -267,9 +238,7 @@ mod tests {
     fn awkward_points() -> Vec<Point> {
         let mut state = 12345u64;
         let mut uniform = || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             (state >> 11) as f64 / (1u64 << 53) as f64
         };
         let mut points = Vec::new();
@@ -313,10 +282,7 @@ mod tests {
         let exact = brute(&points, 10);
         // Gram-matrix distances round differently; compare the distances, not the tie order.
         for (d, e) in dense.iter().zip(&exact) {
-            assert!(
-                (d.distance_sq - e.distance_sq).abs() < 1e-9,
-                "{d:?} vs {e:?}"
-            );
+            assert!((d.distance_sq - e.distance_sq).abs() < 1e-9, "{d:?} vs {e:?}");
         }
     }
 }

@@ -40,12 +40,7 @@ pub struct SeparationMetrics {
 
 /// Neighbourhood hit at `k` and its curve up to `k_max`, hull overlap and ellipse overlap of a
 /// labelled 2-D projection.
-pub fn separation_metrics(
-    points: &[Point],
-    labels: &[u8],
-    k: usize,
-    k_max: usize,
-) -> Result<SeparationMetrics> {
+pub fn separation_metrics(points: &[Point], labels: &[u8], k: usize, k_max: usize) -> Result<SeparationMetrics> {
     const WHAT: &str = "separation metrics";
     if k == 0 {
         return Err(neighbourhood::zero_k(WHAT, "k"));
@@ -66,22 +61,10 @@ pub fn separation_metrics(
 /// Checks that points and labels pair up and every coordinate is finite.
 pub(crate) fn check_labelled(what: &'static str, points: &[Point], labels: &[u8]) -> Result<()> {
     if points.len() != labels.len() {
-        return Err(AnalysisError::LabelCount {
-            what,
-            points: points.len(),
-            labels: labels.len(),
-        });
+        return Err(AnalysisError::LabelCount { what, points: points.len(), labels: labels.len() });
     }
-    if let Some((index, point)) = points
-        .iter()
-        .enumerate()
-        .find(|(_, p)| !(p[0].is_finite() && p[1].is_finite()))
-    {
-        return Err(AnalysisError::NonFinitePoint {
-            what,
-            index,
-            point: *point,
-        });
+    if let Some((index, point)) = points.iter().enumerate().find(|(_, p)| !(p[0].is_finite() && p[1].is_finite())) {
+        return Err(AnalysisError::NonFinitePoint { what, index, point: *point });
     }
     Ok(())
 }
@@ -92,12 +75,7 @@ pub(crate) fn group_by_class(labels: &[u8]) -> Vec<(u8, Vec<usize>)> {
     for (index, &label) in labels.iter().enumerate() {
         members[usize::from(label)].push(index);
     }
-    members
-        .into_iter()
-        .enumerate()
-        .filter(|(_, m)| !m.is_empty())
-        .map(|(label, m)| (label as u8, m))
-        .collect()
+    members.into_iter().enumerate().filter(|(_, m)| !m.is_empty()).map(|(label, m)| (label as u8, m)).collect()
 }
 
 /// Mean and maximum of a pairwise measure; both 0 when there is no pair (a single class).

@@ -33,12 +33,7 @@ pub fn neighbourhood_hit_curve(points: &[Point], labels: &[u8], k_max: usize) ->
 }
 
 pub(crate) fn zero_k(what: &'static str, name: &'static str) -> AnalysisError {
-    AnalysisError::Parameter {
-        what,
-        name,
-        value: "0".to_string(),
-        expected: "at least 1 neighbour",
-    }
+    AnalysisError::Parameter { what, name, value: "0".to_string(), expected: "at least 1 neighbour" }
 }
 
 /// The nearest neighbours of every point, up to some k, and which of them share its class.
@@ -54,12 +49,7 @@ impl<'a> Neighbourhoods<'a> {
     pub fn query(points: &[Point], labels: &'a [u8], k: usize, what: &'static str) -> Result<Self> {
         check_labelled(what, points, labels)?;
         if points.len() <= k {
-            return Err(AnalysisError::TooFew {
-                what,
-                unit: "points (k + 1)",
-                needed: k + 1,
-                actual: points.len(),
-            });
+            return Err(AnalysisError::TooFew { what, unit: "points (k + 1)", needed: k + 1, actual: points.len() });
         }
         let neighbours: Vec<Neighbour> = knn_2d(points, k);
         let same = neighbours
@@ -72,9 +62,7 @@ impl<'a> Neighbourhoods<'a> {
 
     /// Per-point hit fraction at `k ≤ self.k`.
     fn point_hits(&self, k: usize) -> impl Iterator<Item = f64> + '_ {
-        self.same
-            .chunks_exact(self.k)
-            .map(move |row| row[..k].iter().filter(|&&s| s).count() as f64 / k as f64)
+        self.same.chunks_exact(self.k).map(move |row| row[..k].iter().filter(|&&s| s).count() as f64 / k as f64)
     }
 
     pub fn hit(&self, k: usize) -> NeighbourhoodHit {
@@ -87,11 +75,7 @@ impl<'a> Neighbourhoods<'a> {
                 (class, sum / members.len() as f64)
             })
             .collect();
-        NeighbourhoodHit {
-            k,
-            overall,
-            per_class,
-        }
+        NeighbourhoodHit { k, overall, per_class }
     }
 
     pub fn curve(&self, k_max: usize) -> Vec<f64> {
@@ -118,20 +102,14 @@ mod tests {
         let mut labels = Vec::new();
         for class in 0..3u8 {
             for i in 0..20 {
-                points.push([
-                    f64::from(class) * 100.0 + f64::from(i % 5),
-                    f64::from(i / 5),
-                ]);
+                points.push([f64::from(class) * 100.0 + f64::from(i % 5), f64::from(i / 5)]);
                 labels.push(class);
             }
         }
         let nh = neighbourhood_hit(&points, &labels, 10).unwrap();
         assert_eq!(nh.overall, 1.0);
         assert_eq!(nh.per_class, vec![(0, 1.0), (1, 1.0), (2, 1.0)]);
-        assert!(neighbourhood_hit_curve(&points, &labels, 19)
-            .unwrap()
-            .iter()
-            .all(|&h| h == 1.0));
+        assert!(neighbourhood_hit_curve(&points, &labels, 19).unwrap().iter().all(|&h| h == 1.0));
     }
 
     #[test]
@@ -173,18 +151,10 @@ mod tests {
     #[test]
     fn bad_input_is_an_error() {
         let points = [[0.0, 0.0], [1.0, 0.0]];
-        assert!(neighbourhood_hit(&points, &[0], 1)
-            .unwrap_err()
-            .to_string()
-            .contains("2 points but 1 labels"));
+        assert!(neighbourhood_hit(&points, &[0], 1).unwrap_err().to_string().contains("2 points but 1 labels"));
         assert!(neighbourhood_hit(&points, &[0, 1], 2).is_err());
         assert!(neighbourhood_hit(&points, &[0, 1], 0).is_err());
-        assert!(
-            neighbourhood_hit(&[[0.0, f64::NAN], [1.0, 0.0]], &[0, 1], 1)
-                .unwrap_err()
-                .to_string()
-                .contains("point 0")
-        );
+        assert!(neighbourhood_hit(&[[0.0, f64::NAN], [1.0, 0.0]], &[0, 1], 1).unwrap_err().to_string().contains("point 0"));
         assert!(neighbourhood_hit_curve(&points, &[0, 1], 0).is_err());
     }
 }

@@ -26,48 +26,25 @@ pub fn pca_2d(features: Features<'_>) -> Result<Vec<Point>> {
 
 /// The features projected onto their first `components` principal components.
 pub(crate) fn project(features: Features<'_>, components: usize) -> Result<Array2<f64>> {
-    let error = |message: String| AnalysisError::Pca {
-        components,
-        rows: features.rows,
-        cols: features.cols,
-        message,
-    };
+    let error = |message: String| AnalysisError::Pca { components, rows: features.rows, cols: features.cols, message };
     if features.rows < 2 {
-        return Err(AnalysisError::TooFew {
-            what: "PCA",
-            unit: "points",
-            needed: 2,
-            actual: features.rows,
-        });
+        return Err(AnalysisError::TooFew { what: "PCA", unit: "points", needed: 2, actual: features.rows });
     }
     if features.cols < components {
-        return Err(AnalysisError::TooFew {
-            what: "PCA",
-            unit: "feature columns",
-            needed: components,
-            actual: features.cols,
-        });
+        return Err(AnalysisError::TooFew { what: "PCA", unit: "feature columns", needed: components, actual: features.cols });
     }
     let records = features.to_array();
     let (mut projected, loadings) = if features.rows.min(features.cols) >= 5 * components {
         let dataset = DatasetBase::from(records);
-        let model = Pca::params(components)
-            .fit(&dataset)
-            .map_err(|e| error(e.to_string()))?;
+        let model = Pca::params(components).fit(&dataset).map_err(|e| error(e.to_string()))?;
         let projected: Array2<f64> = model.predict(dataset.records());
         (projected, model.components().t().to_owned())
     } else {
         dense_pca(records, components).map_err(|e| error(e.to_string()))?
     };
     // Canonical signs: the largest-magnitude loading of each component positive.
-    for (loading, mut column) in loadings
-        .axis_iter(Axis(1))
-        .zip(projected.axis_iter_mut(Axis(1)))
-    {
-        let largest = loading
-            .iter()
-            .copied()
-            .fold(0.0f64, |m, v| if v.abs() > m.abs() { v } else { m });
+    for (loading, mut column) in loadings.axis_iter(Axis(1)).zip(projected.axis_iter_mut(Axis(1))) {
+        let largest = loading.iter().copied().fold(0.0f64, |m, v| if v.abs() > m.abs() { v } else { m });
         if largest < 0.0 {
             column.mapv_inplace(|v| -v);
         }
@@ -126,11 +103,7 @@ mod tests {
         let values: Vec<f32> = (0..20)
             .flat_map(|i| {
                 let t = i as f32 - 10.0;
-                [
-                    3.0 * t,
-                    4.0 * t,
-                    if i % 4 == 0 || i % 4 == 3 { 0.1 } else { -0.1 },
-                ]
+                [3.0 * t, 4.0 * t, if i % 4 == 0 || i % 4 == 3 { 0.1 } else { -0.1 }]
             })
             .collect();
         let features = Features::new(20, 3, &values).unwrap();
@@ -146,70 +119,32 @@ mod tests {
     #[test]
     fn few_points_and_two_columns_are_exact() {
         // Four points in 6-D on a plane spanned by two orthogonal directions.
-        let (u, v) = (
-            [1.0f32, 0.0, 0.0, 0.0, 0.0, 0.0],
-            [0.0f32, 0.6, 0.8, 0.0, 0.0, 0.0],
-        );
+        let (u, v) = ([1.0f32, 0.0, 0.0, 0.0, 0.0, 0.0], [0.0f32, 0.6, 0.8, 0.0, 0.0, 0.0]);
         let coefficients = [(3.0f32, 1.0f32), (-3.0, 1.0), (3.0, -1.0), (-3.0, -1.0)];
-        let values: Vec<f32> = coefficients
-            .iter()
-            .flat_map(|&(a, b)| (0..6).map(move |d| a * u[d] + b * v[d]))
-            .collect();
+        let values: Vec<f32> = coefficients.iter().flat_map(|&(a, b)| (0..6).map(move |d| a * u[d] + b * v[d])).collect();
         let points = pca_2d(Features::new(4, 6, &values).unwrap()).unwrap();
         for (p, &(a, b)) in points.iter().zip(&coefficients) {
-            assert!(
-                (p[0] - f64::from(a)).abs() < 1e-6 && (p[1] - f64::from(b)).abs() < 1e-6,
-                "{p:?}"
-            );
+            assert!((p[0] - f64::from(a)).abs() < 1e-6 && (p[1] - f64::from(b)).abs() < 1e-6, "{p:?}");
         }
         // Two columns: PCA is a rotation onto the axes of the spread.
         let values = [0.0f32, 0.0, 2.0, 2.0, 4.0, 4.0, 1.0, 3.0, 3.0, 1.0];
         let points = pca_2d(Features::new(5, 2, &values).unwrap()).unwrap();
         let r2 = 2f64.sqrt();
-        let expected = [
-            [-2.0 * r2, 0.0],
-            [0.0, 0.0],
-            [2.0 * r2, 0.0],
-            [0.0, r2],
-            [0.0, -r2],
-        ];
+        let expected = [[-2.0 * r2, 0.0], [0.0, 0.0], [2.0 * r2, 0.0], [0.0, r2], [0.0, -r2]];
         for (p, e) in points.iter().zip(expected) {
-            assert!(
-                (p[0] - e[0]).abs() < 1e-9 && (p[1].abs() - e[1].abs()).abs() < 1e-9,
-                "{p:?} vs {e:?}"
-            );
+            assert!((p[0] - e[0]).abs() < 1e-9 && (p[1].abs() - e[1].abs()).abs() < 1e-9, "{p:?} vs {e:?}");
         }
     }
 
     #[test]
     fn bad_shapes_are_errors() {
         let values = [0.0f32; 6];
-        let wrong = Features {
-            rows: 4,
-            cols: 2,
-            values: &values,
-        };
-        assert!(pca_2d(wrong)
-            .unwrap_err()
-            .to_string()
-            .contains("needs 8 values, got 6"));
-        let narrow = Features {
-            rows: 6,
-            cols: 1,
-            values: &values,
-        };
-        assert!(pca_2d(narrow)
-            .unwrap_err()
-            .to_string()
-            .contains("feature columns"));
+        let wrong = Features { rows: 4, cols: 2, values: &values };
+        assert!(pca_2d(wrong).unwrap_err().to_string().contains("needs 8 values, got 6"));
+        let narrow = Features { rows: 6, cols: 1, values: &values };
+        assert!(pca_2d(narrow).unwrap_err().to_string().contains("feature columns"));
         let nan = [0.0, 1.0, f32::NAN, 2.0];
-        let at = pca_2d(Features {
-            rows: 2,
-            cols: 2,
-            values: &nan,
-        })
-        .unwrap_err()
-        .to_string();
+        let at = pca_2d(Features { rows: 2, cols: 2, values: &nan }).unwrap_err().to_string();
         assert!(at.contains("row 1, column 0"), "{at}");
     }
 }

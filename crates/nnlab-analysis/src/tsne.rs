@@ -38,13 +38,7 @@ pub struct TsneConfig {
 impl Default for TsneConfig {
     /// Perplexity 30, θ = 0.5, 1,000 iterations, seed 0, PCA to 50 dimensions first.
     fn default() -> Self {
-        TsneConfig {
-            perplexity: 30.0,
-            theta: 0.5,
-            max_iter: 1000,
-            seed: 0,
-            pca_dims: Some(50),
-        }
+        TsneConfig { perplexity: 30.0, theta: 0.5, max_iter: 1000, seed: 0, pca_dims: Some(50) }
     }
 }
 
@@ -85,12 +79,7 @@ pub fn tsne_2d(features: Features<'_>, config: &TsneConfig) -> Result<Vec<Point>
     check_config(config)?;
     let n = features.rows;
     if n < MIN_POINTS {
-        return Err(AnalysisError::TooFew {
-            what: "t-SNE",
-            unit: "points",
-            needed: MIN_POINTS,
-            actual: n,
-        });
+        return Err(AnalysisError::TooFew { what: "t-SNE", unit: "points", needed: MIN_POINTS, actual: n });
     }
     let tsne_error = |message: String| AnalysisError::Tsne { rows: n, message };
 
@@ -123,10 +112,7 @@ pub fn tsne_2d(features: Features<'_>, config: &TsneConfig) -> Result<Vec<Point>
         .map_err(|panic| tsne_error(format!("bhtsne panicked: {}", panic_message(&panic))))?;
 
     if let Some(at) = embedding.iter().position(|v| !v.is_finite()) {
-        return Err(tsne_error(format!(
-            "the embedding diverged (non-finite at point {})",
-            at / 2
-        )));
+        return Err(tsne_error(format!("the embedding diverged (non-finite at point {})", at / 2)));
     }
     Ok(embedding.chunks_exact(2).map(|p| [p[0], p[1]]).collect())
 }
@@ -141,32 +127,15 @@ fn learning_rate(n: usize) -> f64 {
 }
 
 fn check_config(config: &TsneConfig) -> Result<()> {
-    let invalid = |name, value: String, expected| AnalysisError::Parameter {
-        what: "t-SNE",
-        name,
-        value,
-        expected,
-    };
+    let invalid = |name, value: String, expected| AnalysisError::Parameter { what: "t-SNE", name, value, expected };
     if !(config.perplexity.is_finite() && config.perplexity > 0.0) {
-        return Err(invalid(
-            "perplexity",
-            config.perplexity.to_string(),
-            "a finite number > 0",
-        ));
+        return Err(invalid("perplexity", config.perplexity.to_string(), "a finite number > 0"));
     }
     if !(config.theta.is_finite() && config.theta > 0.0) {
-        return Err(invalid(
-            "theta",
-            config.theta.to_string(),
-            "a finite number > 0",
-        ));
+        return Err(invalid("theta", config.theta.to_string(), "a finite number > 0"));
     }
     if config.pca_dims == Some(0) {
-        return Err(invalid(
-            "pca_dims",
-            "0".to_string(),
-            "at least 1 dimension, or none",
-        ));
+        return Err(invalid("pca_dims", "0".to_string(), "at least 1 dimension, or none"));
     }
     Ok(())
 }
@@ -175,14 +144,7 @@ fn check_config(config: &TsneConfig) -> Result<()> {
 fn input_neighbours(data: &Array2<f64>, k: usize) -> Vec<Vec<Neighbor<f64>>> {
     knn_dense(data, k)
         .chunks_exact(k)
-        .map(|row| {
-            row.iter()
-                .map(|n| Neighbor {
-                    index: n.index,
-                    distance: n.distance_sq.sqrt(),
-                })
-                .collect()
-        })
+        .map(|row| row.iter().map(|n| Neighbor { index: n.index, distance: n.distance_sq.sqrt() }).collect())
         .collect()
 }
 
@@ -215,9 +177,7 @@ mod tests {
     fn clusters(classes: usize, per_class: usize, dims: usize) -> (Vec<f32>, Vec<u8>) {
         let mut state = 7u64;
         let mut uniform = || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             (state >> 40) as f32 / (1u64 << 24) as f32
         };
         let mut values = Vec::new();
@@ -229,9 +189,7 @@ mod tests {
                     let previous = values[values.len() - dims..].to_vec();
                     values.extend(previous);
                 } else {
-                    values.extend(
-                        (0..dims).map(|d| if d % classes == c { 4.0 } else { 0.0 } + uniform()),
-                    );
+                    values.extend((0..dims).map(|d| if d % classes == c { 4.0 } else { 0.0 } + uniform()));
                 }
                 labels.push(c as u8);
             }
@@ -240,11 +198,7 @@ mod tests {
     }
 
     fn quick(seed: u64) -> TsneConfig {
-        TsneConfig {
-            max_iter: 300,
-            seed,
-            ..TsneConfig::default()
-        }
+        TsneConfig { max_iter: 300, seed, ..TsneConfig::default() }
     }
 
     #[test]
@@ -253,11 +207,7 @@ mod tests {
         let features = Features::new(300, 60, &values).unwrap();
         let first = tsne_2d(features, &quick(11)).unwrap();
         let second = tsne_2d(features, &quick(11)).unwrap();
-        let bits = |e: &[Point]| {
-            e.iter()
-                .flat_map(|p| p.map(f64::to_bits))
-                .collect::<Vec<_>>()
-        };
+        let bits = |e: &[Point]| e.iter().flat_map(|p| p.map(f64::to_bits)).collect::<Vec<_>>();
         assert_eq!(bits(&first), bits(&second));
         let other = tsne_2d(features, &quick(12)).unwrap();
         assert_ne!(bits(&first), bits(&other));
@@ -269,15 +219,9 @@ mod tests {
     fn result_does_not_depend_on_the_callers_thread_count() {
         let (values, _) = clusters(3, 40, 20);
         let features = Features::new(120, 20, &values).unwrap();
-        let config = TsneConfig {
-            max_iter: 200,
-            ..TsneConfig::default()
-        };
+        let config = TsneConfig { max_iter: 200, ..TsneConfig::default() };
         let here = tsne_2d(features, &config).unwrap();
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(3)
-            .build()
-            .unwrap();
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
         let there = pool.install(|| tsne_2d(features, &config).unwrap());
         assert_eq!(here, there);
     }
@@ -293,46 +237,22 @@ mod tests {
         // Every point identical.
         let same = vec![0.5f32; 50 * 4];
         let embedding = tsne_2d(Features::new(50, 4, &same).unwrap(), &quick(0)).unwrap();
-        assert!(embedding
-            .iter()
-            .all(|p| p[0].is_finite() && p[1].is_finite()));
+        assert!(embedding.iter().all(|p| p[0].is_finite() && p[1].is_finite()));
         // Two groups of exact duplicates.
-        let pairs: Vec<f32> = (0..60)
-            .flat_map(|i| [f32::from(u8::from(i % 2 == 0)); 5])
-            .collect();
+        let pairs: Vec<f32> = (0..60).flat_map(|i| [f32::from(u8::from(i % 2 == 0)); 5]).collect();
         assert!(tsne_2d(Features::new(60, 5, &pairs).unwrap(), &quick(0)).is_ok());
     }
 
     #[test]
     fn bad_input_is_an_error() {
         let values = [0.0f32; 12];
-        let features = Features {
-            rows: 3,
-            cols: 4,
-            values: &values,
-        };
-        assert!(tsne_2d(features, &TsneConfig::default())
-            .unwrap_err()
-            .to_string()
-            .contains("at least 4 points"));
-        let features = Features {
-            rows: 6,
-            cols: 2,
-            values: &values,
-        };
+        let features = Features { rows: 3, cols: 4, values: &values };
+        assert!(tsne_2d(features, &TsneConfig::default()).unwrap_err().to_string().contains("at least 4 points"));
+        let features = Features { rows: 6, cols: 2, values: &values };
         for config in [
-            TsneConfig {
-                perplexity: 0.0,
-                ..TsneConfig::default()
-            },
-            TsneConfig {
-                theta: f64::NAN,
-                ..TsneConfig::default()
-            },
-            TsneConfig {
-                pca_dims: Some(0),
-                ..TsneConfig::default()
-            },
+            TsneConfig { perplexity: 0.0, ..TsneConfig::default() },
+            TsneConfig { theta: f64::NAN, ..TsneConfig::default() },
+            TsneConfig { pca_dims: Some(0), ..TsneConfig::default() },
         ] {
             assert!(tsne_2d(features, &config).is_err(), "{config:?}");
         }

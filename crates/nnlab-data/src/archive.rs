@@ -25,14 +25,8 @@ pub(crate) fn read_members(
     expected: &BTreeMap<String, Digest>,
     mut take: impl FnMut(&str, Vec<u8>) -> Result<(), DataError>,
 ) -> Result<(), DataError> {
-    let problem = |problem| DataError::Archive {
-        path: path.to_path_buf(),
-        problem,
-    };
-    let file = File::open(path).map_err(|source| DataError::Unreadable {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let problem = |problem| DataError::Archive { path: path.to_path_buf(), problem };
+    let file = File::open(path).map_err(|source| DataError::Unreadable { path: path.to_path_buf(), source })?;
     // Multi-member gzip is still one valid gzip file; reading all members matches `gunzip`.
     let mut archive = tar::Archive::new(MultiGzDecoder::new(BufReader::new(file)));
     let corrupt = |at: String| move |source| problem(ArchiveProblem::Corrupt { at, source });
@@ -40,15 +34,10 @@ pub(crate) fn read_members(
     let mut seen = BTreeSet::new();
     // The last member header read, to say where a broken stream broke.
     let mut last: Option<String> = None;
-    let entries = archive
-        .entries()
-        .map_err(corrupt("before its first member".to_string()))?;
+    let entries = archive.entries().map_err(corrupt("before its first member".to_string()))?;
     for entry in entries {
         let mut entry = entry.map_err(corrupt(place_after(&last)))?;
-        let name = entry
-            .path()
-            .map(|p| member_name(&p))
-            .map_err(corrupt(place_after(&last)))?;
+        let name = entry.path().map(|p| member_name(&p)).map_err(corrupt(place_after(&last)))?;
         last = Some(name.clone());
         let Some(digest) = expected.get(&name) else {
             continue;
@@ -63,14 +52,9 @@ pub(crate) fn read_members(
         // The header tells a wrong size before any byte is read (or any memory reserved for it).
         let declared = entry.size();
         if declared != digest.size {
-            return Err(problem(ArchiveProblem::MemberSize {
-                member: name,
-                found: declared,
-                expected: digest.clone(),
-            }));
+            return Err(problem(ArchiveProblem::MemberSize { member: name, found: declared, expected: digest.clone() }));
         }
-        let (bytes, sha256) =
-            read_hashing(&mut entry, declared).map_err(corrupt(format!("in member {name}")))?;
+        let (bytes, sha256) = read_hashing(&mut entry, declared).map_err(corrupt(format!("in member {name}")))?;
         if bytes.len() as u64 != declared {
             // tar hands out what the stream still had; a valid gzip of a cut-off tar ends early here.
             return Err(problem(ArchiveProblem::MemberSize {
@@ -80,11 +64,7 @@ pub(crate) fn read_members(
             }));
         }
         if sha256 != digest.sha256.as_str() {
-            return Err(problem(ArchiveProblem::MemberSha256 {
-                member: name,
-                found: sha256,
-                expected: digest.clone(),
-            }));
+            return Err(problem(ArchiveProblem::MemberSha256 { member: name, found: sha256, expected: digest.clone() }));
         }
         take(&name, bytes)?;
     }
@@ -95,19 +75,13 @@ pub(crate) fn read_members(
     io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(corrupt(at_end))?;
 
     if let Some((member, digest)) = expected.iter().find(|(name, _)| !seen.contains(*name)) {
-        return Err(problem(ArchiveProblem::MissingMember {
-            member: member.clone(),
-            expected: digest.clone(),
-        }));
+        return Err(problem(ArchiveProblem::MissingMember { member: member.clone(), expected: digest.clone() }));
     }
     Ok(())
 }
 
 /// Checks every listed member of the archive at `path`, keeping none of them.
-pub(crate) fn verify_members(
-    path: &Path,
-    expected: &BTreeMap<String, Digest>,
-) -> Result<(), DataError> {
+pub(crate) fn verify_members(path: &Path, expected: &BTreeMap<String, Digest>) -> Result<(), DataError> {
     read_members(path, expected, |_, _| Ok(()))
 }
 
@@ -182,18 +156,12 @@ pub(crate) mod test_files {
     }
 
     pub fn digest_of(bytes: &[u8]) -> Digest {
-        Digest {
-            size: bytes.len() as u64,
-            sha256: hex::encode(Sha256::digest(bytes)).try_into().unwrap(),
-        }
+        Digest { size: bytes.len() as u64, sha256: hex::encode(Sha256::digest(bytes)).try_into().unwrap() }
     }
 
     /// The listing a manifest would give for `members`.
     pub fn listing(members: &[(&str, &[u8])]) -> BTreeMap<String, Digest> {
-        members
-            .iter()
-            .map(|(name, bytes)| (name.to_string(), digest_of(bytes)))
-            .collect()
+        members.iter().map(|(name, bytes)| (name.to_string(), digest_of(bytes))).collect()
     }
 }
 
@@ -218,10 +186,7 @@ mod tests {
     type Taken = Vec<(String, Vec<u8>)>;
 
     /// Reads `archive` against `expected`; returns the members handed out, or the one-line error.
-    fn read(
-        archive: &[u8],
-        expected: &BTreeMap<String, Digest>,
-    ) -> (PathBuf, Result<Taken, String>) {
+    fn read(archive: &[u8], expected: &BTreeMap<String, Digest>) -> (PathBuf, Result<Taken, String>) {
         let dir = tempfile::tempdir().unwrap();
         let path = write(&dir, archive);
         let mut taken = Vec::new();
@@ -239,20 +204,10 @@ mod tests {
 
     #[test]
     fn hands_out_listed_members_in_archive_order() {
-        let members = [
-            ("dir/b.bin", B),
-            ("./dir/a.bin", A),
-            ("dir/other.txt", &b"x"[..]),
-        ];
+        let members = [("dir/b.bin", B), ("./dir/a.bin", A), ("dir/other.txt", &b"x"[..])];
         let expected = listing(&[("dir/a.bin", A), ("dir/b.bin", B)]);
         let (_, taken) = read(&tar_gz(&members), &expected);
-        assert_eq!(
-            taken.unwrap(),
-            vec![
-                ("dir/b.bin".to_string(), B.to_vec()),
-                ("dir/a.bin".to_string(), A.to_vec())
-            ]
-        );
+        assert_eq!(taken.unwrap(), vec![("dir/b.bin".to_string(), B.to_vec()), ("dir/a.bin".to_string(), A.to_vec())]);
     }
 
     #[test]
@@ -262,12 +217,7 @@ mod tests {
         let digest = digest_of(B);
         assert_eq!(
             result.unwrap_err(),
-            format!(
-                "{}: member b.bin is missing, expected {} bytes with sha256 {}",
-                path.display(),
-                digest.size,
-                digest.sha256
-            )
+            format!("{}: member b.bin is missing, expected {} bytes with sha256 {}", path.display(), digest.size, digest.sha256)
         );
     }
 
@@ -276,14 +226,7 @@ mod tests {
         let expected = listing(&[("a.bin", A)]);
         let (_, result) = read(&tar_gz(&[("a.bin", B)]), &expected);
         let message = result.unwrap_err();
-        assert!(
-            message.contains(&format!(
-                "member a.bin is {} bytes, expected {} bytes",
-                B.len(),
-                A.len()
-            )),
-            "{message}"
-        );
+        assert!(message.contains(&format!("member a.bin is {} bytes, expected {} bytes", B.len(), A.len())), "{message}");
 
         let mut changed = A.to_vec();
         changed[0] ^= 1;
@@ -304,27 +247,20 @@ mod tests {
     fn duplicate_member_is_an_error() {
         let expected = listing(&[("a.bin", A)]);
         let (_, result) = read(&tar_gz(&[("a.bin", A), ("a.bin", A)]), &expected);
-        assert!(result
-            .unwrap_err()
-            .ends_with("member a.bin appears more than once, expected it once"));
+        assert!(result.unwrap_err().ends_with("member a.bin appears more than once, expected it once"));
     }
 
     #[test]
     fn cut_off_or_damaged_archive_is_an_error() {
         // Varied bytes, so the compressed stream is long enough to cut in its middle.
-        let big: Vec<u8> = (0..20_000u32)
-            .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
-            .collect();
+        let big: Vec<u8> = (0..20_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
         let expected = listing(&[("a.bin", A), ("big.bin", &big)]);
         let gz = tar_gz(&[("a.bin", A), ("big.bin", &big)]);
         for cut_at in [gz.len() / 2, gz.len() - 6, 10] {
             let (path, result) = read(&gz[..cut_at], &expected);
             let message = result.unwrap_err();
             assert!(
-                message.starts_with(&format!(
-                    "{}: gzip or tar data is corrupt or cut off ",
-                    path.display()
-                )),
+                message.starts_with(&format!("{}: gzip or tar data is corrupt or cut off ", path.display())),
                 "cut at {cut_at}: {message}"
             );
         }
@@ -343,12 +279,7 @@ mod tests {
 
     #[test]
     fn missing_archive_names_the_path() {
-        let message = verify_members(Path::new("/nonexistent/a.tar.gz"), &listing(&[("a", A)]))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            message.starts_with("cannot read /nonexistent/a.tar.gz: "),
-            "{message}"
-        );
+        let message = verify_members(Path::new("/nonexistent/a.tar.gz"), &listing(&[("a", A)])).unwrap_err().to_string();
+        assert!(message.starts_with("cannot read /nonexistent/a.tar.gz: "), "{message}");
     }
 }

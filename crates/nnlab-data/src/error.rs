@@ -20,11 +20,7 @@ pub enum DataError {
 
     /// A file the caller needs is not listed in the manifest.
     #[error("manifest {} has no entry for {dataset}/{name}", path.display())]
-    ManifestNoEntry {
-        path: PathBuf,
-        dataset: String,
-        name: String,
-    },
+    ManifestNoEntry { path: PathBuf, dataset: String, name: String },
 
     /// A dataset the caller asked for has no files in the manifest.
     #[error("manifest {} lists no files for dataset `{dataset}`", path.display())]
@@ -32,11 +28,7 @@ pub enum DataError {
 
     /// No verified copy of a dataset file could be found or downloaded.
     #[error("{}", not_found_line(file, attempts, expected))]
-    NotFound {
-        file: String,
-        attempts: Vec<Attempt>,
-        expected: String,
-    },
+    NotFound { file: String, attempts: Vec<Attempt>, expected: String },
 
     /// A dataset file could not be opened or read (other than its gzip stream being bad).
     #[error("cannot read {}: {source}", path.display())]
@@ -52,62 +44,31 @@ pub enum DataError {
 
     /// An IDX payload holds fewer bytes than its header declares.
     #[error("{}: payload is cut off: {found} bytes, expected {expected} ({shape})", path.display())]
-    IdxTruncated {
-        path: PathBuf,
-        found: u64,
-        expected: u64,
-        shape: String,
-    },
+    IdxTruncated { path: PathBuf, found: u64, expected: u64, shape: String },
 
     /// An IDX payload holds more bytes than its header declares.
     #[error("{}: payload is longer than the {expected} bytes its header declares ({shape})", path.display())]
-    IdxOverlong {
-        path: PathBuf,
-        expected: u64,
-        shape: String,
-    },
+    IdxOverlong { path: PathBuf, expected: u64, shape: String },
 
     /// A label file holds a value that is not a digit class.
     #[error("{}: label {index} is {value}, expected 0-9", path.display())]
-    LabelOutOfRange {
-        path: PathBuf,
-        index: usize,
-        value: u8,
-    },
+    LabelOutOfRange { path: PathBuf, index: usize, value: u8 },
 
     /// An image file and its label file disagree on how many examples there are.
     #[error("{} holds {images} images but {} holds {labels} labels", images_path.display(), labels_path.display())]
-    CountMismatch {
-        images_path: PathBuf,
-        images: usize,
-        labels_path: PathBuf,
-        labels: usize,
-    },
+    CountMismatch { images_path: PathBuf, images: usize, labels_path: PathBuf, labels: usize },
 
     /// Images have a shape other than the one the dataset defines.
     #[error("{}: images are {rows}x{cols}, expected {expected_rows}x{expected_cols}", path.display())]
-    ImageShape {
-        path: PathBuf,
-        rows: usize,
-        cols: usize,
-        expected_rows: usize,
-        expected_cols: usize,
-    },
+    ImageShape { path: PathBuf, rows: usize, cols: usize, expected_rows: usize, expected_cols: usize },
 
     /// A gzip-compressed tar archive is corrupt, or does not hold the members its manifest entry lists.
     #[error("{}: {problem}", path.display())]
-    Archive {
-        path: PathBuf,
-        problem: ArchiveProblem,
-    },
+    Archive { path: PathBuf, problem: ArchiveProblem },
 
     /// A verified archive member does not hold what its dataset's format requires.
     #[error("{}: member {member}: {detail}", path.display())]
-    ArchiveContent {
-        path: PathBuf,
-        member: String,
-        detail: String,
-    },
+    ArchiveContent { path: PathBuf, member: String, detail: String },
 }
 
 /// One place a dataset file was looked for, and why it was not taken.
@@ -169,17 +130,9 @@ pub enum ArchiveProblem {
     /// A listed member is not a file in the archive.
     MissingMember { member: String, expected: Digest },
     /// A listed member holds another number of bytes than listed.
-    MemberSize {
-        member: String,
-        found: u64,
-        expected: Digest,
-    },
+    MemberSize { member: String, found: u64, expected: Digest },
     /// A listed member has the listed size but other bytes.
-    MemberSha256 {
-        member: String,
-        found: String,
-        expected: Digest,
-    },
+    MemberSha256 { member: String, found: String, expected: Digest },
     /// A listed member is in the archive more than once, so which copy counts would be ambiguous.
     DuplicateMember { member: String },
     /// A reader needs a member that the caller's list gives no size and SHA-256 for.
@@ -188,52 +141,29 @@ pub enum ArchiveProblem {
 
 impl fmt::Display for ArchiveProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let listed = |expected: &Digest| {
-            format!(
-                "expected {} bytes with sha256 {}",
-                expected.size, expected.sha256
-            )
-        };
+        let listed = |expected: &Digest| format!("expected {} bytes with sha256 {}", expected.size, expected.sha256);
         match self {
-            Self::Corrupt { at, source } => write!(
-                f,
-                "gzip or tar data is corrupt or cut off {at} ({source}), expected a complete .tar.gz archive"
-            ),
+            Self::Corrupt { at, source } => {
+                write!(f, "gzip or tar data is corrupt or cut off {at} ({source}), expected a complete .tar.gz archive")
+            }
             Self::MissingMember { member, expected } => {
                 write!(f, "member {member} is missing, {}", listed(expected))
             }
-            Self::MemberSize {
-                member,
-                found,
-                expected,
-            } => write!(f, "member {member} is {found} bytes, {}", listed(expected)),
-            Self::MemberSha256 {
-                member,
-                found,
-                expected,
-            } => write!(
-                f,
-                "member {member} has sha256 {found}, {}",
-                listed(expected)
-            ),
+            Self::MemberSize { member, found, expected } => write!(f, "member {member} is {found} bytes, {}", listed(expected)),
+            Self::MemberSha256 { member, found, expected } => {
+                write!(f, "member {member} has sha256 {found}, {}", listed(expected))
+            }
             Self::DuplicateMember { member } => {
                 write!(f, "member {member} appears more than once, expected it once")
             }
-            Self::UnlistedMember { member } => write!(
-                f,
-                "member {member} is needed but no size and sha256 are listed for it, so it cannot be verified"
-            ),
+            Self::UnlistedMember { member } => {
+                write!(f, "member {member} is needed but no size and sha256 are listed for it, so it cannot be verified")
+            }
         }
     }
 }
 
 fn not_found_line(file: &str, attempts: &[Attempt], expected: &str) -> String {
-    let looked: Vec<String> = attempts
-        .iter()
-        .map(|attempt| format!("{} ({})", attempt.place, attempt.failure))
-        .collect();
-    format!(
-        "no valid copy of {file}: tried {}; expected {expected}",
-        looked.join("; ")
-    )
+    let looked: Vec<String> = attempts.iter().map(|attempt| format!("{} ({})", attempt.place, attempt.failure)).collect();
+    format!("no valid copy of {file}: tried {}; expected {expected}", looked.join("; "))
 }

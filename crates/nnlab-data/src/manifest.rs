@@ -58,10 +58,8 @@ impl Manifest {
     /// Reads and validates the manifest at `path`.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, DataError> {
         let path = path.as_ref();
-        let text = fs::read_to_string(path).map_err(|source| DataError::ManifestUnreadable {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text =
+            fs::read_to_string(path).map_err(|source| DataError::ManifestUnreadable { path: path.to_path_buf(), source })?;
         Self::parse(&text, path)
     }
 
@@ -70,17 +68,10 @@ impl Manifest {
         let path = path.into();
         let document: ManifestDocument = toml::from_str(text).map_err(|err| {
             let detail = match err.span() {
-                Some(span) => format!(
-                    "{}: {}",
-                    line_and_column(text, span.start),
-                    err.message().trim()
-                ),
+                Some(span) => format!("{}: {}", line_and_column(text, span.start), err.message().trim()),
                 None => err.message().trim().to_string(),
             };
-            DataError::ManifestInvalid {
-                path: path.clone(),
-                detail,
-            }
+            DataError::ManifestInvalid { path: path.clone(), detail }
         })?;
 
         let mut seen = HashSet::new();
@@ -90,10 +81,7 @@ impl Manifest {
                 return Err(DataError::ManifestInvalid { path, detail });
             }
         }
-        Ok(Self {
-            path,
-            files: document.file,
-        })
+        Ok(Self { path, files: document.file })
     }
 
     /// Where this manifest was read from.
@@ -110,24 +98,18 @@ impl Manifest {
     pub fn dataset(&self, dataset: &str) -> Result<Vec<&FileEntry>, DataError> {
         let entries: Vec<&FileEntry> = self.files.iter().filter(|e| e.dataset == dataset).collect();
         if entries.is_empty() {
-            return Err(DataError::ManifestNoDataset {
-                path: self.path.clone(),
-                dataset: dataset.to_string(),
-            });
+            return Err(DataError::ManifestNoDataset { path: self.path.clone(), dataset: dataset.to_string() });
         }
         Ok(entries)
     }
 
     /// The entry for `dataset`/`name`.
     pub fn file(&self, dataset: &str, name: &str) -> Result<&FileEntry, DataError> {
-        self.files
-            .iter()
-            .find(|e| e.dataset == dataset && e.name == name)
-            .ok_or_else(|| DataError::ManifestNoEntry {
-                path: self.path.clone(),
-                dataset: dataset.to_string(),
-                name: name.to_string(),
-            })
+        self.files.iter().find(|e| e.dataset == dataset && e.name == name).ok_or_else(|| DataError::ManifestNoEntry {
+            path: self.path.clone(),
+            dataset: dataset.to_string(),
+            name: name.to_string(),
+        })
     }
 }
 
@@ -170,11 +152,7 @@ impl fmt::Display for Verification {
                 write!(f, "{} bytes with sha256 {}", digest.size, digest.sha256)
             }
             Self::Members(members) => {
-                write!(
-                    f,
-                    "an archive holding {} listed members, checked by its reader",
-                    members.len()
-                )
+                write!(f, "an archive holding {} listed members, checked by its reader", members.len())
             }
         }
     }
@@ -206,19 +184,11 @@ impl TryFrom<RawFileEntry> for FileEntry {
         // Dataset and name become path components under the cache and the mirror.
         for (field, value) in [("dataset", &raw.dataset), ("name", &raw.name)] {
             if !is_single_component(value) {
-                return Err(format!(
-                    "file {key}: field `{field}` must be a plain file name, found `{value}`"
-                ));
+                return Err(format!("file {key}: field `{field}` must be a plain file name, found `{value}`"));
             }
         }
-        if let Some(url) = raw
-            .urls
-            .iter()
-            .find(|u| !(u.starts_with("https://") || u.starts_with("http://")))
-        {
-            return Err(format!(
-                "file {key}: field `urls` holds `{url}`, expected an http(s) URL"
-            ));
+        if let Some(url) = raw.urls.iter().find(|u| !(u.starts_with("https://") || u.starts_with("http://"))) {
+            return Err(format!("file {key}: field `urls` holds `{url}`, expected an http(s) URL"));
         }
         let verification = match (raw.size, raw.sha256, raw.members) {
             (Some(size), Some(sha256), None) => Verification::WholeFile(Digest { size, sha256 }),
@@ -227,50 +197,25 @@ impl TryFrom<RawFileEntry> for FileEntry {
                     return Err(format!("file {key}: table `members` is empty"));
                 }
                 if let Some(member) = members.keys().find(|m| !is_relative_path(m)) {
-                    return Err(format!(
-                        "file {key}: `members` key `{member}` must be a relative path inside the archive"
-                    ));
+                    return Err(format!("file {key}: `members` key `{member}` must be a relative path inside the archive"));
                 }
                 Verification::Members(members)
             }
-            (_, _, Some(_)) => {
-                return Err(format!(
-                    "file {key}: give either `size` and `sha256` or a `members` table, not both"
-                ))
-            }
-            (None, _, None) => {
-                return Err(format!(
-                    "file {key}: missing field `size` (or a `members` table)"
-                ))
-            }
-            (_, None, None) => {
-                return Err(format!(
-                    "file {key}: missing field `sha256` (or a `members` table)"
-                ))
-            }
+            (_, _, Some(_)) => return Err(format!("file {key}: give either `size` and `sha256` or a `members` table, not both")),
+            (None, _, None) => return Err(format!("file {key}: missing field `size` (or a `members` table)")),
+            (_, None, None) => return Err(format!("file {key}: missing field `sha256` (or a `members` table)")),
         };
-        Ok(Self {
-            dataset: raw.dataset,
-            name: raw.name,
-            urls: raw.urls,
-            verification,
-        })
+        Ok(Self { dataset: raw.dataset, name: raw.name, urls: raw.urls, verification })
     }
 }
 
 fn is_single_component(name: &str) -> bool {
     let mut components = Path::new(name).components();
-    matches!(
-        (components.next(), components.next()),
-        (Some(Component::Normal(_)), None)
-    ) && !name.contains(['/', '\\'])
+    matches!((components.next(), components.next()), (Some(Component::Normal(_)), None)) && !name.contains(['/', '\\'])
 }
 
 fn is_relative_path(path: &str) -> bool {
-    !path.is_empty()
-        && Path::new(path)
-            .components()
-            .all(|c| matches!(c, Component::Normal(_)))
+    !path.is_empty() && Path::new(path).components().all(|c| matches!(c, Component::Normal(_)))
 }
 
 fn line_and_column(text: &str, offset: usize) -> String {
@@ -301,9 +246,7 @@ urls = ["https://example.org/cifar-10-binary.tar.gz"]
 "#;
 
     fn parse_error(text: &str) -> String {
-        Manifest::parse(text, "data/manifest.toml")
-            .unwrap_err()
-            .to_string()
+        Manifest::parse(text, "data/manifest.toml").unwrap_err().to_string()
     }
 
     #[test]
@@ -314,35 +257,23 @@ urls = ["https://example.org/cifar-10-binary.tar.gz"]
         let labels = manifest.file("mnist", "t10k-labels-idx1-ubyte.gz").unwrap();
         assert_eq!(labels.urls.len(), 2);
         let Verification::WholeFile(digest) = &labels.verification else {
-            panic!(
-                "expected a whole-file checksum, got {:?}",
-                labels.verification
-            )
+            panic!("expected a whole-file checksum, got {:?}", labels.verification)
         };
         assert_eq!(digest.size, 4542);
         // Upper-case hex in the manifest is accepted and compared in lower case.
-        assert_eq!(
-            digest.sha256.as_str(),
-            "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"
-        );
+        assert_eq!(digest.sha256.as_str(), "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6");
 
         let cifar = manifest.dataset("cifar10").unwrap();
         let Verification::Members(members) = &cifar[0].verification else {
             panic!("expected members, got {:?}", cifar[0].verification)
         };
-        assert_eq!(
-            members["cifar-10-batches-bin/test_batch.bin"].size,
-            30730000
-        );
+        assert_eq!(members["cifar-10-batches-bin/test_batch.bin"].size, 30730000);
     }
 
     #[test]
     fn malformed_toml_names_the_file_and_line() {
         let message = parse_error("[[file]]\ndataset = \"mnist\"\nname = \n");
-        assert!(
-            message.starts_with("data/manifest.toml: line 3"),
-            "{message}"
-        );
+        assert!(message.starts_with("data/manifest.toml: line 3"), "{message}");
         assert!(!message.contains('\n'), "{message}");
     }
 
@@ -350,10 +281,7 @@ urls = ["https://example.org/cifar-10-binary.tar.gz"]
     fn missing_field_is_named() {
         let text = GOOD.replace("name = \"t10k-labels-idx1-ubyte.gz\"\n", "");
         let message = parse_error(&text);
-        assert!(
-            message.starts_with("data/manifest.toml: line "),
-            "{message}"
-        );
+        assert!(message.starts_with("data/manifest.toml: line "), "{message}");
         assert!(message.contains("missing field `name`"), "{message}");
         assert!(!message.contains('\n'), "{message}");
     }
@@ -362,15 +290,15 @@ urls = ["https://example.org/cifar-10-binary.tar.gz"]
     fn missing_checksum_is_named() {
         let text = GOOD.replace("sha256 = \"F7AE", "# sha256 = \"F7AE");
         let message = parse_error(&text);
-        assert!(
-            message.contains("file mnist/t10k-labels-idx1-ubyte.gz: missing field `sha256`"),
-            "{message}"
-        );
+        assert!(message.contains("file mnist/t10k-labels-idx1-ubyte.gz: missing field `sha256`"), "{message}");
     }
 
     #[test]
     fn rejects_inconsistent_entries() {
-        let both = GOOD.replace("[file.members]", "sha256 = \"8e2eb146ae340b09e24670f29cabc6326dba54da8789dab6768acf480273f65b\"\n[file.members]");
+        let both = GOOD.replace(
+            "[file.members]",
+            "sha256 = \"8e2eb146ae340b09e24670f29cabc6326dba54da8789dab6768acf480273f65b\"\n[file.members]",
+        );
         assert!(parse_error(&both).contains("not both"));
 
         let bad_hex = GOOD.replace("F7AE60F9", "nothex!!");
@@ -382,10 +310,7 @@ urls = ["https://example.org/cifar-10-binary.tar.gz"]
         let escaping = GOOD.replace("name = \"t10k-labels-idx1-ubyte.gz\"", "name = \"../evil\"");
         assert!(parse_error(&escaping).contains("field `name` must be a plain file name"));
 
-        let twice = format!(
-            "{GOOD}\n{}",
-            &GOOD[..GOOD.find("[[file]]\ndataset = \"cifar10\"").unwrap()]
-        );
+        let twice = format!("{GOOD}\n{}", &GOOD[..GOOD.find("[[file]]\ndataset = \"cifar10\"").unwrap()]);
         assert!(parse_error(&twice).contains("listed more than once"));
     }
 
@@ -393,22 +318,14 @@ urls = ["https://example.org/cifar-10-binary.tar.gz"]
     fn unknown_entries_are_errors_naming_the_manifest() {
         let manifest = Manifest::parse(GOOD, "data/manifest.toml").unwrap();
         let message = manifest.file("mnist", "nope.gz").unwrap_err().to_string();
-        assert_eq!(
-            message,
-            "manifest data/manifest.toml has no entry for mnist/nope.gz"
-        );
+        assert_eq!(message, "manifest data/manifest.toml has no entry for mnist/nope.gz");
         assert!(manifest.dataset("imagenet").is_err());
     }
 
     #[test]
     fn unreadable_manifest_names_the_path() {
-        let message = Manifest::load("/nonexistent/manifest.toml")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            message.starts_with("cannot read manifest /nonexistent/manifest.toml: "),
-            "{message}"
-        );
+        let message = Manifest::load("/nonexistent/manifest.toml").unwrap_err().to_string();
+        assert!(message.starts_with("cannot read manifest /nonexistent/manifest.toml: "), "{message}");
     }
 
     #[test]
@@ -417,13 +334,9 @@ urls = ["https://example.org/cifar-10-binary.tar.gz"]
         let manifest = Manifest::load(&path).unwrap();
         let mnist = manifest.dataset("mnist").unwrap();
         assert_eq!(mnist.len(), 4);
-        assert!(mnist
-            .iter()
-            .all(|e| matches!(e.verification, Verification::WholeFile(_)) && e.urls.len() == 3));
+        assert!(mnist.iter().all(|e| matches!(e.verification, Verification::WholeFile(_)) && e.urls.len() == 3));
         let cifar = manifest.file("cifar10", "cifar-10-binary.tar.gz").unwrap();
-        let Verification::Members(members) = &cifar.verification else {
-            panic!("cifar10 needs members")
-        };
+        let Verification::Members(members) = &cifar.verification else { panic!("cifar10 needs members") };
         assert_eq!(members.len(), 6);
     }
 }

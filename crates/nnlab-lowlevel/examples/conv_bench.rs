@@ -35,12 +35,8 @@ fn median_ms(mut f: impl FnMut()) -> f64 {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (channels, side, filters, k) = (32, 28, 64, 3);
     let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let input: Vec<f32> = (0..channels * side * side)
-        .map(|_| rng.random_range(-1.0..1.0))
-        .collect();
-    let kernel: Vec<f32> = (0..filters * channels * k * k)
-        .map(|_| rng.random_range(-1.0..1.0))
-        .collect();
+    let input: Vec<f32> = (0..channels * side * side).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let kernel: Vec<f32> = (0..filters * channels * k * k).map(|_| rng.random_range(-1.0..1.0)).collect();
 
     let input_array = Array3::from_shape_vec((channels, side, side), input.clone())?;
     let kernel_array = Array4::from_shape_vec((filters, channels, k, k), kernel.clone())?;
@@ -51,9 +47,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         conv2d(&input_array, &kernel_array, None, ConvOptions::default()).expect("valid shapes");
     });
     let candle = median_ms(|| {
-        input_tensor
-            .conv2d(&kernel_tensor, 0, 1, 1, 1)
-            .expect("valid shapes");
+        input_tensor.conv2d(&kernel_tensor, 0, 1, 1, 1).expect("valid shapes");
     });
     let shape = format!("{channels}×{side}×{side} * {filters}×{channels}×{k}×{k}");
     let ratio = hand / candle;

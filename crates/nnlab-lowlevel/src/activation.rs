@@ -23,17 +23,10 @@ pub fn relu(stack: &Array3<f32>) -> Array3<f32> {
 pub fn softmax(values: &Array1<f32>) -> Result<Array1<f32>, LowLevelError> {
     const FUNCTION: &str = "softmax";
     if values.is_empty() {
-        return Err(LowLevelError::Empty {
-            function: FUNCTION,
-            what: "the input vector",
-        });
+        return Err(LowLevelError::Empty { function: FUNCTION, what: "the input vector" });
     }
     if let Some((index, &value)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-        return Err(LowLevelError::NonFinite {
-            function: FUNCTION,
-            index,
-            value,
-        });
+        return Err(LowLevelError::NonFinite { function: FUNCTION, index, value });
     }
     let max = values.fold(f32::NEG_INFINITY, |max, &value| max.max(value));
     let exponentials = values.mapv(|value| (value - max).exp());
@@ -58,11 +51,7 @@ mod tests {
     fn relu_agrees_with_candle_on_random_cases() {
         let mut rng = candle_reference::rng(21);
         for _ in 0..candle_reference::CASES {
-            let shape = (
-                random_size(&mut rng, 1, 4),
-                random_size(&mut rng, 1, 12),
-                random_size(&mut rng, 1, 12),
-            );
+            let shape = (random_size(&mut rng, 1, 4), random_size(&mut rng, 1, 12), random_size(&mut rng, 1, 12));
             let stack = random_array(&mut rng, shape);
             assert_close(&relu(&stack), &candle_reference::relu(&stack), "relu");
         }
@@ -80,26 +69,14 @@ mod tests {
         assert_eq!(softmax(&array![1000.0, -1000.0]).unwrap(), array![1.0, 0.0]);
         // exp(0) and exp(-1) over their sum; exp(-2000) underflows to 0, which is right to f32
         // precision and does no harm since the largest term keeps the sum at least 1.
-        assert_close(
-            &softmax(&array![1000.0, 999.0, -1000.0]).unwrap(),
-            &array![0.731_058_6, 0.268_941_43, 0.0],
-            "softmax",
-        );
+        assert_close(&softmax(&array![1000.0, 999.0, -1000.0]).unwrap(), &array![0.731_058_6, 0.268_941_43, 0.0], "softmax");
     }
 
     #[test]
     fn softmax_refuses_empty_and_non_finite_input() {
         let empty = Array1::<f32>::zeros(0);
-        assert_eq!(
-            softmax(&empty).unwrap_err().to_string(),
-            "softmax: the input vector is empty"
-        );
-        assert_eq!(
-            softmax(&array![0.0, f32::INFINITY])
-                .unwrap_err()
-                .to_string(),
-            "softmax: value inf at index 1 is not finite"
-        );
+        assert_eq!(softmax(&empty).unwrap_err().to_string(), "softmax: the input vector is empty");
+        assert_eq!(softmax(&array![0.0, f32::INFINITY]).unwrap_err().to_string(), "softmax: value inf at index 1 is not finite");
     }
 
     #[test]
@@ -110,11 +87,7 @@ mod tests {
             let size = random_size(&mut rng, 1, 20);
             let values = random_array(&mut rng, size) * scale;
             let probabilities = softmax(&values).unwrap();
-            assert_close(
-                &probabilities,
-                &candle_reference::softmax(&values),
-                "softmax",
-            );
+            assert_close(&probabilities, &candle_reference::softmax(&values), "softmax");
             assert!((probabilities.sum() - 1.0).abs() < 1e-5);
         }
     }

@@ -44,11 +44,7 @@ pub fn assert_close<D: Dimension>(ours: &Array<f32, D>, reference: &Array<f32, D
     assert_eq!(ours.shape(), reference.shape(), "{op}: shapes differ");
     for (index, (a, b)) in ours.iter().zip(reference.iter()).enumerate() {
         let allowed = TOLERANCE * b.abs().max(1.0);
-        assert!(
-            (a - b).abs() <= allowed,
-            "{op}: value {index} of shape {:?} is {a}, candle gives {b}",
-            ours.shape()
-        );
+        assert!((a - b).abs() <= allowed, "{op}: value {index} of shape {:?} is {a}, candle gives {b}", ours.shape());
     }
 }
 
@@ -72,15 +68,8 @@ fn vector(tensor: &Tensor) -> Array1<f32> {
 }
 
 /// candle's `conv2d` on a batch of one, with the bias added per output map.
-pub fn conv2d(
-    input: &Array3<f32>,
-    filters: &Array4<f32>,
-    bias: Option<&Array1<f32>>,
-    options: ConvOptions,
-) -> Array3<f32> {
-    let mut output = tensor_as_batch(input)
-        .conv2d(&tensor(filters), options.padding, options.stride, 1, 1)
-        .unwrap();
+pub fn conv2d(input: &Array3<f32>, filters: &Array4<f32>, bias: Option<&Array1<f32>>, options: ConvOptions) -> Array3<f32> {
+    let mut output = tensor_as_batch(input).conv2d(&tensor(filters), options.padding, options.stride, 1, 1).unwrap();
     if let Some(bias) = bias {
         let bias = tensor(bias).reshape((1, bias.len(), 1, 1)).unwrap();
         output = output.broadcast_add(&bias).unwrap();
@@ -93,9 +82,7 @@ pub fn relu(stack: &Array3<f32>) -> Array3<f32> {
 }
 
 pub fn max_pool2d(stack: &Array3<f32>, options: PoolOptions) -> Array3<f32> {
-    let pooled = tensor_as_batch(stack)
-        .max_pool2d_with_stride(options.extent, options.stride)
-        .unwrap();
+    let pooled = tensor_as_batch(stack).max_pool2d_with_stride(options.extent, options.stride).unwrap();
     stack_from_batch(&pooled)
 }
 
@@ -104,13 +91,7 @@ pub fn normalise_maps(stack: &Array3<f32>) -> Array3<f32> {
     let (maps, height, width) = stack.dim();
     let flat = tensor(stack).reshape((maps, height * width)).unwrap();
     let centred = flat.broadcast_sub(&flat.mean_keepdim(1).unwrap()).unwrap();
-    let std = centred
-        .sqr()
-        .unwrap()
-        .mean_keepdim(1)
-        .unwrap()
-        .sqrt()
-        .unwrap();
+    let std = centred.sqr().unwrap().mean_keepdim(1).unwrap().sqrt().unwrap();
     let normalised = centred.broadcast_div(&std).unwrap();
     stack_from_batch(&normalised.reshape((1, maps, height, width)).unwrap())
 }

@@ -24,10 +24,7 @@ pub struct ConvOptions {
 
 impl Default for ConvOptions {
     fn default() -> Self {
-        Self {
-            stride: 1,
-            padding: 0,
-        }
+        Self { stride: 1, padding: 0 }
     }
 }
 
@@ -57,10 +54,7 @@ pub fn conv2d(
     let channels = input.dim().0;
     let (filter_count, filter_channels, kernel_height, kernel_width) = filters.dim();
     if channels != filter_channels {
-        return Err(LowLevelError::ChannelMismatch {
-            input: shape_text(input.shape()),
-            filters: shape_text(filters.shape()),
-        });
+        return Err(LowLevelError::ChannelMismatch { input: shape_text(input.shape()), filters: shape_text(filters.shape()) });
     }
     if let Some(bias) = bias {
         if bias.len() != filter_count {
@@ -74,16 +68,10 @@ pub fn conv2d(
         }
     }
     if options.stride == 0 {
-        return Err(LowLevelError::ZeroParameter {
-            function: FUNCTION,
-            parameter: "the stride",
-        });
+        return Err(LowLevelError::ZeroParameter { function: FUNCTION, parameter: "the stride" });
     }
     if kernel_height == 0 || kernel_width == 0 {
-        return Err(LowLevelError::ZeroParameter {
-            function: FUNCTION,
-            parameter: "each kernel side",
-        });
+        return Err(LowLevelError::ZeroParameter { function: FUNCTION, parameter: "each kernel side" });
     }
 
     let padded = zero_pad(input, options.padding);
@@ -109,8 +97,7 @@ pub fn conv2d(
                 for channel in 0..channels {
                     for k_row in 0..kernel_height {
                         for k_col in 0..kernel_width {
-                            sum += padded[[channel, top + k_row, left + k_col]]
-                                * filters[[filter, channel, k_row, k_col]];
+                            sum += padded[[channel, top + k_row, left + k_col]] * filters[[filter, channel, k_row, k_col]];
                         }
                     }
                 }
@@ -126,9 +113,7 @@ pub fn conv2d(
 fn zero_pad(input: &Array3<f32>, padding: usize) -> Array3<f32> {
     let (channels, height, width) = input.dim();
     let mut padded = Array3::zeros((channels, height + 2 * padding, width + 2 * padding));
-    padded
-        .slice_mut(s![.., padding..padding + height, padding..padding + width])
-        .assign(input);
+    padded.slice_mut(s![.., padding..padding + height, padding..padding + width]).assign(input);
     padded
 }
 
@@ -144,13 +129,7 @@ mod tests {
         let input = as_stack(&array![[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]]);
         // Not symmetric, so a flipped kernel would give a different answer.
         let filters = Array4::from_shape_vec((1, 1, 2, 2), vec![1.0, 0.0, 0.0, -1.0]).unwrap();
-        let output = conv2d(
-            &input,
-            &filters,
-            Some(&array![10.0]),
-            ConvOptions::default(),
-        )
-        .unwrap();
+        let output = conv2d(&input, &filters, Some(&array![10.0]), ConvOptions::default()).unwrap();
         assert_eq!(output, array![[[6.0, 6.0], [6.0, 6.0]]]);
     }
 
@@ -158,10 +137,7 @@ mod tests {
     fn padding_and_stride_set_the_output_size() {
         let input = Array3::ones((2, 7, 6));
         let filters = Array4::ones((4, 2, 3, 3));
-        let options = ConvOptions {
-            stride: 2,
-            padding: 1,
-        };
+        let options = ConvOptions { stride: 2, padding: 1 };
         let output = conv2d(&input, &filters, None, options).unwrap();
         assert_eq!(output.dim(), (4, 4, 3));
         // The corner window covers 2 × 2 real values in each of 2 channels; the rest is padding.
@@ -171,42 +147,20 @@ mod tests {
     #[test]
     fn bad_shapes_are_errors_naming_the_shapes() {
         let input = Array3::zeros((3, 5, 5));
-        let error = conv2d(
-            &input,
-            &Array4::zeros((2, 1, 3, 3)),
-            None,
-            ConvOptions::default(),
-        )
-        .unwrap_err();
+        let error = conv2d(&input, &Array4::zeros((2, 1, 3, 3)), None, ConvOptions::default()).unwrap_err();
         assert_eq!(
             error.to_string(),
             "conv2d: input 3 × 5 × 5 (C × H × W) and filters 2 × 1 × 3 × 3 (F × C × kh × kw) have different channel counts"
         );
 
         let filters = Array4::zeros((2, 3, 3, 3));
-        let error =
-            conv2d(&input, &filters, Some(&array![1.0]), ConvOptions::default()).unwrap_err();
-        assert_eq!(
-            error.to_string(),
-            "conv2d: the bias has 1 values but 2 are needed for filters 2 × 3 × 3 × 3"
-        );
+        let error = conv2d(&input, &filters, Some(&array![1.0]), ConvOptions::default()).unwrap_err();
+        assert_eq!(error.to_string(), "conv2d: the bias has 1 values but 2 are needed for filters 2 × 3 × 3 × 3");
 
-        let error = conv2d(
-            &input,
-            &Array4::zeros((1, 3, 6, 3)),
-            None,
-            ConvOptions::default(),
-        )
-        .unwrap_err();
-        assert_eq!(
-            error.to_string(),
-            "conv2d: window 6 × 3 does not fit in the input maps 5 × 5"
-        );
+        let error = conv2d(&input, &Array4::zeros((1, 3, 6, 3)), None, ConvOptions::default()).unwrap_err();
+        assert_eq!(error.to_string(), "conv2d: window 6 × 3 does not fit in the input maps 5 × 5");
 
-        let options = ConvOptions {
-            stride: 0,
-            padding: 0,
-        };
+        let options = ConvOptions { stride: 0, padding: 0 };
         let error = conv2d(&input, &filters, None, options).unwrap_err();
         assert_eq!(error.to_string(), "conv2d: the stride must be at least 1");
     }
@@ -219,10 +173,7 @@ mod tests {
             let filter_count = rng.random_range(1..=5);
             let kernel_height: usize = [1, 3, 5][rng.random_range(0..3)];
             let kernel_width: usize = [1, 3, 5][rng.random_range(0..3)];
-            let options = ConvOptions {
-                stride: rng.random_range(1..=3),
-                padding: rng.random_range(0..=2),
-            };
+            let options = ConvOptions { stride: rng.random_range(1..=3), padding: rng.random_range(0..=2) };
             // At least the kernel once padded, plus up to 8 more rows/columns, odd sizes included.
             let min_height = kernel_height.saturating_sub(2 * options.padding).max(1);
             let min_width = kernel_width.saturating_sub(2 * options.padding).max(1);
@@ -230,10 +181,7 @@ mod tests {
             let width = random_size(&mut rng, min_width, 8);
 
             let input = random_array(&mut rng, (channels, height, width));
-            let filters = random_array(
-                &mut rng,
-                (filter_count, channels, kernel_height, kernel_width),
-            );
+            let filters = random_array(&mut rng, (filter_count, channels, kernel_height, kernel_width));
             let bias = random_bool(&mut rng).then(|| random_array(&mut rng, filter_count));
 
             let ours = conv2d(&input, &filters, bias.as_ref(), options).unwrap();

@@ -51,10 +51,7 @@ impl Dense {
     /// `inputs` or `outputs` is 0.
     pub fn glorot_uniform(inputs: usize, outputs: usize, seed: u64) -> Result<Self, LowLevelError> {
         if inputs == 0 || outputs == 0 {
-            return Err(LowLevelError::ZeroParameter {
-                function: FUNCTION,
-                parameter: "the number of inputs and of outputs",
-            });
+            return Err(LowLevelError::ZeroParameter { function: FUNCTION, parameter: "the number of inputs and of outputs" });
         }
         let limit = glorot_limit(inputs, outputs);
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -120,16 +117,12 @@ mod tests {
     #[test]
     fn flattens_channels_first_then_rows() {
         let stack = Array3::from_shape_fn((2, 2, 2), |(c, r, col)| (c * 100 + r * 10 + col) as f32);
-        assert_eq!(
-            flatten(&stack),
-            array![0.0, 1.0, 10.0, 11.0, 100.0, 101.0, 110.0, 111.0]
-        );
+        assert_eq!(flatten(&stack), array![0.0, 1.0, 10.0, 11.0, 100.0, 101.0, 110.0, 111.0]);
     }
 
     #[test]
     fn computes_weights_times_input_plus_bias() {
-        let layer =
-            Dense::new(array![[1.0, 0.0, 2.0], [0.0, -1.0, 0.0]], array![0.5, 1.0]).unwrap();
+        let layer = Dense::new(array![[1.0, 0.0, 2.0], [0.0, -1.0, 0.0]], array![0.5, 1.0]).unwrap();
         let output = layer.forward(&array![[[1.0, 2.0, 3.0]]]).unwrap();
         assert_eq!(output, array![7.5, -1.0]);
     }
@@ -148,9 +141,7 @@ mod tests {
     #[test]
     fn wrong_sizes_are_errors() {
         assert_eq!(
-            Dense::new(Array2::zeros((3, 4)), Array1::zeros(2))
-                .unwrap_err()
-                .to_string(),
+            Dense::new(Array2::zeros((3, 4)), Array1::zeros(2)).unwrap_err().to_string(),
             "dense: the bias has 2 values but 3 are needed for weights 3 × 4 (outputs × inputs)"
         );
         let layer = Dense::glorot_uniform(8, 3, 1).unwrap();
@@ -168,11 +159,7 @@ mod tests {
     fn agrees_with_candle_linear_on_random_cases() {
         let mut rng = candle_reference::rng(24);
         for _ in 0..candle_reference::CASES {
-            let shape = (
-                random_size(&mut rng, 1, 4),
-                random_size(&mut rng, 1, 8),
-                random_size(&mut rng, 1, 8),
-            );
+            let shape = (random_size(&mut rng, 1, 4), random_size(&mut rng, 1, 8), random_size(&mut rng, 1, 8));
             let stack = random_array(&mut rng, shape);
             let outputs = rng.random_range(1..=12);
             let layer = if random_bool(&mut rng) {

@@ -26,8 +26,7 @@ pub use error::LowLevelError;
 pub use normalise::normalise_maps;
 pub use pool::{max_pool2d, PoolOptions};
 pub use worked_example::{
-    worked_example, ConvStep, DenseStep, MapStats, NormaliseStep, PoolStep, ReluStep, SoftmaxStep,
-    StabilityCase, WorkedExample,
+    worked_example, ConvStep, DenseStep, MapStats, NormaliseStep, PoolStep, ReluStep, SoftmaxStep, StabilityCase, WorkedExample,
 };
 
 #[cfg(test)]

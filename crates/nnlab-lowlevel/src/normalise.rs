@@ -34,11 +34,7 @@ pub(crate) fn mean_and_std(map: ArrayView2<'_, f32>) -> (f64, f64) {
     }
     let count = map.len() as f64;
     let mean = map.iter().map(|&value| f64::from(value)).sum::<f64>() / count;
-    let variance = map
-        .iter()
-        .map(|&value| (f64::from(value) - mean).powi(2))
-        .sum::<f64>()
-        / count;
+    let variance = map.iter().map(|&value| (f64::from(value) - mean).powi(2)).sum::<f64>() / count;
     (mean, variance.sqrt())
 }
 
@@ -57,18 +53,12 @@ mod tests {
             assert!(mean.abs() < 1e-6 && (std - 1.0).abs() < 1e-6);
         }
         // Mean 20, population std 10 (a sample std would be 11.5).
-        assert_eq!(
-            normalised.index_axis(Axis(0), 1),
-            array![[-1.0, -1.0], [1.0, 1.0]]
-        );
+        assert_eq!(normalised.index_axis(Axis(0), 1), array![[-1.0, -1.0], [1.0, 1.0]]);
     }
 
     #[test]
     fn constant_maps_become_zeros_not_nan() {
-        let stack = array![
-            [[0.1, 0.1, 0.1], [0.1, 0.1, 0.1]],
-            [[-3.0, -3.0, -3.0], [-3.0, -3.0, -3.0]]
-        ];
+        let stack = array![[[0.1, 0.1, 0.1], [0.1, 0.1, 0.1]], [[-3.0, -3.0, -3.0], [-3.0, -3.0, -3.0]]];
         assert_eq!(normalise_maps(&stack), Array3::<f32>::zeros((2, 2, 3)));
         assert_eq!(normalise_maps(&array![[[7.0]]]), array![[[0.0]]]);
     }
@@ -80,18 +70,10 @@ mod tests {
             // At least two values per map: a random map of one value is constant, where candle
             // gives 0 / 0.
             let height = random_size(&mut rng, 1, 10);
-            let shape = (
-                random_size(&mut rng, 1, 4),
-                height,
-                random_size(&mut rng, 2, 10),
-            );
+            let shape = (random_size(&mut rng, 1, 4), height, random_size(&mut rng, 2, 10));
             let stack = random_array(&mut rng, shape);
             let ours = normalise_maps(&stack);
-            assert_close(
-                &ours,
-                &candle_reference::normalise_maps(&stack),
-                "normalise_maps",
-            );
+            assert_close(&ours, &candle_reference::normalise_maps(&stack), "normalise_maps");
         }
     }
 }

@@ -20,10 +20,7 @@ impl PoolOptions {
     /// A square window of side `size` moved by its own size, so windows tile the map without
     /// overlap: Keras' `MaxPooling2D(pool_size = size)` with its default stride.
     pub fn square(size: usize) -> Self {
-        Self {
-            extent: (size, size),
-            stride: (size, size),
-        }
+        Self { extent: (size, size), stride: (size, size) }
     }
 }
 
@@ -41,16 +38,10 @@ pub fn max_pool2d(stack: &Array3<f32>, options: PoolOptions) -> Result<Array3<f3
     let (window_height, window_width) = options.extent;
     let (stride_rows, stride_cols) = options.stride;
     if window_height == 0 || window_width == 0 {
-        return Err(LowLevelError::ZeroParameter {
-            function: FUNCTION,
-            parameter: "each side of the window",
-        });
+        return Err(LowLevelError::ZeroParameter { function: FUNCTION, parameter: "each side of the window" });
     }
     if stride_rows == 0 || stride_cols == 0 {
-        return Err(LowLevelError::ZeroParameter {
-            function: FUNCTION,
-            parameter: "the stride along each axis",
-        });
+        return Err(LowLevelError::ZeroParameter { function: FUNCTION, parameter: "the stride along each axis" });
     }
     if window_height > height || window_width > width {
         return Err(LowLevelError::WindowTooLarge {
@@ -99,35 +90,22 @@ mod tests {
     #[test]
     fn overlapping_windows_follow_the_stride() {
         let stack = array![[[1.0, 5.0, 2.0, 0.0]]];
-        let options = PoolOptions {
-            extent: (1, 2),
-            stride: (1, 1),
-        };
-        assert_eq!(
-            max_pool2d(&stack, options).unwrap(),
-            array![[[5.0, 5.0, 2.0]]]
-        );
+        let options = PoolOptions { extent: (1, 2), stride: (1, 1) };
+        assert_eq!(max_pool2d(&stack, options).unwrap(), array![[[5.0, 5.0, 2.0]]]);
     }
 
     #[test]
     fn bad_windows_are_errors() {
         let stack = Array3::zeros((2, 2, 5));
         assert_eq!(
-            max_pool2d(&stack, PoolOptions::square(3))
-                .unwrap_err()
-                .to_string(),
+            max_pool2d(&stack, PoolOptions::square(3)).unwrap_err().to_string(),
             "max_pool2d: window 3 × 3 does not fit in the input maps 2 × 5"
         );
         assert_eq!(
-            max_pool2d(&stack, PoolOptions::square(0))
-                .unwrap_err()
-                .to_string(),
+            max_pool2d(&stack, PoolOptions::square(0)).unwrap_err().to_string(),
             "max_pool2d: each side of the window must be at least 1"
         );
-        let options = PoolOptions {
-            extent: (2, 2),
-            stride: (1, 0),
-        };
+        let options = PoolOptions { extent: (2, 2), stride: (1, 0) };
         assert_eq!(
             max_pool2d(&stack, options).unwrap_err().to_string(),
             "max_pool2d: the stride along each axis must be at least 1"
@@ -149,11 +127,7 @@ mod tests {
             );
             let stack = random_array(&mut rng, shape);
             let ours = max_pool2d(&stack, options).unwrap();
-            assert_close(
-                &ours,
-                &candle_reference::max_pool2d(&stack, options),
-                "max_pool2d",
-            );
+            assert_close(&ours, &candle_reference::max_pool2d(&stack, options), "max_pool2d");
         }
     }
 }

@@ -9,21 +9,14 @@ const DECIMALS: usize = 2;
 
 /// A shape as the report writes it: the dimensions joined by " × ", e.g. "3 × 10 × 10".
 pub fn shape_text(dims: &[usize]) -> String {
-    dims.iter()
-        .map(usize::to_string)
-        .collect::<Vec<_>>()
-        .join(" × ")
+    dims.iter().map(usize::to_string).collect::<Vec<_>>().join(" × ")
 }
 
 /// A number with the report's two decimals. Values that round to zero print as "0.00" whatever
 /// their sign, so a matrix does not show a confusing "-0.00".
 pub fn number_text(value: f32) -> String {
     let text = format!("{value:.DECIMALS$}");
-    if text
-        .trim_start_matches('-')
-        .chars()
-        .all(|c| c == '0' || c == '.')
-    {
+    if text.trim_start_matches('-').chars().all(|c| c == '0' || c == '.') {
         text.trim_start_matches('-').to_string()
     } else {
         text
@@ -46,11 +39,7 @@ impl PrintedVector {
     pub fn new(vector: &Array1<f32>) -> Self {
         let values = vector.to_vec();
         let width = column_width(values.iter());
-        Self {
-            shape: shape_text(vector.shape()),
-            text: row_text(values.iter(), width),
-            values,
-        }
+        Self { shape: shape_text(vector.shape()), text: row_text(values.iter(), width), values }
     }
 }
 
@@ -69,11 +58,7 @@ impl PrintedMatrix {
     /// Captures `matrix` for the report.
     pub fn new(matrix: &Array2<f32>) -> Self {
         let width = column_width(matrix.iter());
-        Self {
-            shape: shape_text(matrix.shape()),
-            values: rows(matrix.view()),
-            text: matrix_text(matrix.view(), width),
-        }
+        Self { shape: shape_text(matrix.shape()), values: rows(matrix.view()), text: matrix_text(matrix.view(), width) }
     }
 }
 
@@ -98,19 +83,9 @@ impl PrintedStack {
         let blocks: Vec<String> = stack
             .outer_iter()
             .enumerate()
-            .map(|(index, map)| {
-                format!(
-                    "{} ({map_shape})\n{}",
-                    heading(index),
-                    matrix_text(map, width)
-                )
-            })
+            .map(|(index, map)| format!("{} ({map_shape})\n{}", heading(index), matrix_text(map, width)))
             .collect();
-        Self {
-            shape: shape_text(stack.shape()),
-            values: stack.outer_iter().map(rows).collect(),
-            text: blocks.join("\n\n"),
-        }
+        Self { shape: shape_text(stack.shape()), values: stack.outer_iter().map(rows).collect(), text: blocks.join("\n\n") }
     }
 }
 
@@ -123,18 +98,11 @@ fn column_width<'a>(values: impl Iterator<Item = &'a f32>) -> usize {
 }
 
 fn row_text<'a>(values: impl Iterator<Item = &'a f32>, width: usize) -> String {
-    values
-        .map(|&v| format!("{:>width$}", number_text(v)))
-        .collect::<Vec<_>>()
-        .join(" ")
+    values.map(|&v| format!("{:>width$}", number_text(v))).collect::<Vec<_>>().join(" ")
 }
 
 fn matrix_text(matrix: ArrayView2<'_, f32>, width: usize) -> String {
-    matrix
-        .outer_iter()
-        .map(|row| row_text(row.iter(), width))
-        .collect::<Vec<_>>()
-        .join("\n")
+    matrix.outer_iter().map(|row| row_text(row.iter(), width)).collect::<Vec<_>>().join("\n")
 }
 
 #[cfg(test)]
@@ -169,10 +137,7 @@ mod tests {
         let stack = Array3::from_shape_vec((2, 1, 2), vec![1.0, 2.0, 3.0, 4.0]).unwrap();
         let printed = PrintedStack::new(&stack, |i| format!("map {i}"));
         assert_eq!(printed.shape, "2 × 1 × 2");
-        assert_eq!(
-            printed.text,
-            "map 0 (1 × 2)\n1.00 2.00\n\nmap 1 (1 × 2)\n3.00 4.00"
-        );
+        assert_eq!(printed.text, "map 0 (1 × 2)\n1.00 2.00\n\nmap 1 (1 × 2)\n3.00 4.00");
     }
 
     #[test]

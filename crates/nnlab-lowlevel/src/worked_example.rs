@@ -27,11 +27,7 @@ const DENSE_OUTPUTS: usize = 10;
 const FILTER_NAMES: [&str; 2] = ["sharpen", "blur"];
 /// Activations whose exponentials overflow (1000) or underflow (−1000) in f32: the same spacing
 /// as 0, 1, 2 shifted far up and far down, and a mix of both extremes in one vector.
-const SOFTMAX_EXTREMES: [[f32; 3]; 3] = [
-    [1000.0, 1001.0, 1002.0],
-    [-1000.0, -1001.0, -1002.0],
-    [1000.0, 999.0, -1000.0],
-];
+const SOFTMAX_EXTREMES: [[f32; 3]; 3] = [[1000.0, 1001.0, 1002.0], [-1000.0, -1001.0, -1002.0], [1000.0, 999.0, -1000.0]];
 
 /// Every step of the worked example. Each array is carried as numbers and as a fixed-width text
 /// block with its shape (see [`crate::printing`]).
@@ -260,12 +256,8 @@ fn cross_image() -> Array3<f32> {
     let arm = 1..IMAGE_SIZE - 1;
     let mut image = Array3::zeros((CROSS_INTENSITIES.len(), IMAGE_SIZE, IMAGE_SIZE));
     for (mut channel, &intensity) in image.outer_iter_mut().zip(CROSS_INTENSITIES.iter()) {
-        channel
-            .slice_mut(s![middle.clone(), arm.clone()])
-            .fill(intensity);
-        channel
-            .slice_mut(s![arm.clone(), middle.clone()])
-            .fill(intensity);
+        channel.slice_mut(s![middle.clone(), arm.clone()]).fill(intensity);
+        channel.slice_mut(s![arm.clone(), middle.clone()]).fill(intensity);
     }
     image
 }
@@ -287,17 +279,13 @@ fn filter_bank(sharpen: &Array2<f32>, blur: &Array2<f32>, channels: usize) -> Ar
     let mut filters = Array4::zeros((FILTER_NAMES.len(), channels, rows, cols));
     for channel in 0..channels {
         filters.slice_mut(s![0, channel, .., ..]).assign(sharpen);
-        filters
-            .slice_mut(s![1, channel, .., ..])
-            .assign(&blur_per_channel);
+        filters.slice_mut(s![1, channel, .., ..]).assign(&blur_per_channel);
     }
     filters
 }
 
 fn filter_heading(index: usize) -> String {
-    FILTER_NAMES
-        .get(index)
-        .map_or_else(|| format!("map {index}"), |name| name.to_string())
+    FILTER_NAMES.get(index).map_or_else(|| format!("map {index}"), |name| name.to_string())
 }
 
 fn conv_step(input_shape: &[usize], filters: &Array4<f32>, output: &Array3<f32>) -> ConvStep {
@@ -353,16 +341,7 @@ fn map_stats(before: &Array3<f32>, after: &Array3<f32>) -> Vec<MapStats> {
 
 fn softmax_step(probabilities: &Array1<f32>) -> SoftmaxStep {
     let (most_likely, &largest) =
-        probabilities
-            .iter()
-            .enumerate()
-            .fold((0, &f32::NEG_INFINITY), |best, item| {
-                if item.1 > best.1 {
-                    item
-                } else {
-                    best
-                }
-            });
+        probabilities.iter().enumerate().fold((0, &f32::NEG_INFINITY), |best, item| if item.1 > best.1 { item } else { best });
     SoftmaxStep {
         probabilities: PrintedVector::new(probabilities),
         sum: format!("{:.6}", probabilities.sum()),
@@ -409,18 +388,9 @@ mod tests {
     #[test]
     fn pool_3x3_drops_the_trailing_rows_and_columns() {
         let example = worked_example(1).unwrap();
-        assert_eq!(
-            (example.pool_2x2.rows_used, example.pool_2x2.rows_dropped),
-            (8, 0)
-        );
-        assert_eq!(
-            (example.pool_3x3.rows_used, example.pool_3x3.rows_dropped),
-            (6, 2)
-        );
-        assert_eq!(
-            (example.pool_3x3.cols_used, example.pool_3x3.cols_dropped),
-            (6, 2)
-        );
+        assert_eq!((example.pool_2x2.rows_used, example.pool_2x2.rows_dropped), (8, 0));
+        assert_eq!((example.pool_3x3.rows_used, example.pool_3x3.rows_dropped), (6, 2));
+        assert_eq!((example.pool_3x3.cols_used, example.pool_3x3.cols_dropped), (6, 2));
     }
 
     #[test]
@@ -445,10 +415,7 @@ mod tests {
     fn normalised_maps_have_mean_zero_and_std_one() {
         let example = worked_example(1).unwrap();
         for map in &example.normalise.maps {
-            assert_eq!(
-                (map.mean_after.as_str(), map.std_after.as_str()),
-                ("0.00", "1.00")
-            );
+            assert_eq!((map.mean_after.as_str(), map.std_after.as_str()), ("0.00", "1.00"));
         }
     }
 
@@ -460,10 +427,7 @@ mod tests {
         let again = worked_example(1).unwrap();
         assert_eq!(example.dense.output, again.dense.output);
         assert_eq!(example.softmax, again.softmax);
-        assert_ne!(
-            example.dense.output,
-            worked_example(2).unwrap().dense.output
-        );
+        assert_ne!(example.dense.output, worked_example(2).unwrap().dense.output);
     }
 
     #[test]

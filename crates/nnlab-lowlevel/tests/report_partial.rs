@@ -16,17 +16,9 @@ const QUESTIONS: [&str; 6] = ["a1.q20", "a1.q21", "a1.q22", "a1.q23", "a1.q24", 
 fn every_path_the_partial_names_exists_in_the_worked_example() {
     let context = json!({ "lowlevel": serde_json::to_value(worked_example(42).unwrap()).unwrap() });
     let check = check_paths(PARTIAL, &context);
-    assert!(
-        check.problems.is_empty(),
-        "the partial names what the worked example lacks:\n{}",
-        check.problems.join("\n")
-    );
+    assert!(check.problems.is_empty(), "the partial names what the worked example lacks:\n{}", check.problems.join("\n"));
     // Guards the checker itself: a parsing slip that skipped most expressions would pass above.
-    assert!(
-        check.paths_checked >= 50,
-        "only {} paths were checked",
-        check.paths_checked
-    );
+    assert!(check.paths_checked >= 50, "only {} paths were checked", check.paths_checked);
 }
 
 #[test]
@@ -51,9 +43,7 @@ fn the_partial_answers_each_question_under_its_anchor() {
     let mut rest = PARTIAL;
     for question in QUESTIONS {
         let anchor = format!("<a id=\"{question}\"></a>\n### {question} — ");
-        let position = rest
-            .find(&anchor)
-            .unwrap_or_else(|| panic!("no anchored heading for {question} (or out of order)"));
+        let position = rest.find(&anchor).unwrap_or_else(|| panic!("no anchored heading for {question} (or out of order)"));
         rest = &rest[position + anchor.len()..];
     }
 }
@@ -69,20 +59,14 @@ struct PathCheck {
 /// Resolves every path `template` names against `context`, reading the paths inside an
 /// `{{#each}}` in every element of its array, as handlebars does.
 fn check_paths(template: &str, context: &Value) -> PathCheck {
-    let mut check = PathCheck {
-        paths_checked: 0,
-        problems: Vec::new(),
-    };
+    let mut check = PathCheck { paths_checked: 0, problems: Vec::new() };
     // The contexts a path is read in: the root, or every element of the enclosing #each arrays.
     let mut scopes: Vec<Vec<&Value>> = vec![vec![context]];
     for expression in expressions(template) {
         let mut words = expression.split_whitespace();
         let head = words.next().unwrap_or_default();
         let params: Vec<&str> = words.collect();
-        let contexts = scopes
-            .last()
-            .expect("the root scope is never closed")
-            .clone();
+        let contexts = scopes.last().expect("the root scope is never closed").clone();
         let inside_each = scopes.len() > 1;
         match head {
             "#each" => {
@@ -96,9 +80,7 @@ fn check_paths(template: &str, context: &Value) -> PathCheck {
                     }
                 }
                 if elements.is_empty() {
-                    check.problems.push(format!(
-                        "`{path}` is an empty array, so what its #each names goes unchecked"
-                    ));
+                    check.problems.push(format!("`{path}` is an empty array, so what its #each names goes unchecked"));
                 }
                 scopes.push(elements);
             }
@@ -127,20 +109,12 @@ impl PathCheck {
     /// context; a null counts as missing, since it would print as nothing.
     fn read(&mut self, contexts: &[&Value], params: &[&str], inside_each: bool) {
         for &param in params.iter().filter(|param| is_path(param)) {
-            assert!(
-                !param.starts_with("../"),
-                "the checker does not follow `{param}`"
-            );
+            assert!(!param.starts_with("../"), "the checker does not follow `{param}`");
             for context in contexts {
                 self.paths_checked += 1;
                 if resolve(context, param).is_none_or(Value::is_null) {
-                    let place = if inside_each {
-                        " in one element of an #each"
-                    } else {
-                        ""
-                    };
-                    self.problems
-                        .push(format!("`{param}` does not resolve{place}"));
+                    let place = if inside_each { " in one element of an #each" } else { "" };
+                    self.problems.push(format!("`{param}` does not resolve{place}"));
                     break;
                 }
             }
@@ -177,14 +151,12 @@ fn resolve<'a>(context: &'a Value, path: &str) -> Option<&'a Value> {
         "this" => "",
         _ => path.strip_prefix("this.").unwrap_or(path),
     };
-    path.split('.')
-        .filter(|segment| !segment.is_empty())
-        .try_fold(context, |value, segment| {
-            let segment = segment.trim_matches(['[', ']']);
-            match value {
-                Value::Object(map) => map.get(segment),
-                Value::Array(array) => segment.parse::<usize>().ok().and_then(|i| array.get(i)),
-                _ => None,
-            }
-        })
+    path.split('.').filter(|segment| !segment.is_empty()).try_fold(context, |value, segment| {
+        let segment = segment.trim_matches(['[', ']']);
+        match value {
+            Value::Object(map) => map.get(segment),
+            Value::Array(array) => segment.parse::<usize>().ok().and_then(|i| array.get(i)),
+            _ => None,
+        }
+    })
 }

@@ -73,7 +73,11 @@ fn main() -> nnlab_nn::Result<()> {
         runs.push(n as f64 / history[0].train_seconds);
     }
     let rounded: Vec<String> = runs.iter().map(|r| format!("{r:.0}")).collect();
-    println!("{name} fit, batch {batch_size}, {n} samples/epoch: median {:.0} samples/s  (runs {})", median(&runs), rounded.join(", "));
+    println!(
+        "{name} fit, batch {batch_size}, {n} samples/epoch: median {:.0} samples/s  (runs {})",
+        median(&runs),
+        rounded.join(", ")
+    );
 
     // The same step, phase by phase, on the first batch.
     let vars = model.vars();

@@ -58,10 +58,7 @@ mod tests {
 
     fn output(rows: &[[f32; 3]]) -> Output {
         let flat: Vec<f32> = rows.iter().flatten().copied().collect();
-        Output {
-            pre_activation: Tensor::from_vec(flat, (rows.len(), 3), &Device::Cpu).unwrap(),
-            activation: Activation::Softmax,
-        }
+        Output { pre_activation: Tensor::from_vec(flat, (rows.len(), 3), &Device::Cpu).unwrap(), activation: Activation::Softmax }
     }
 
     #[test]

@@ -21,12 +21,30 @@ pub enum Mode<'a> {
 
 enum Layer {
     Flatten,
-    Dense { kernel: Var, bias: Var, activation: Activation, l2: Option<f64> },
+    Dense {
+        kernel: Var,
+        bias: Var,
+        activation: Activation,
+        l2: Option<f64>,
+    },
     /// Kernel `(filters, channels, kh, kw)`, candle's layout; `pad` is (top, bottom, left, right).
-    Conv2d { kernel: Var, bias: Var, activation: Activation, l2: Option<f64>, pad: [usize; 4] },
-    MaxPool2d { pool: [usize; 2], strides: [usize; 2] },
-    Dropout { rate: f64 },
-    GaussianNoise { stddev: f64 },
+    Conv2d {
+        kernel: Var,
+        bias: Var,
+        activation: Activation,
+        l2: Option<f64>,
+        pad: [usize; 4],
+    },
+    MaxPool2d {
+        pool: [usize; 2],
+        strides: [usize; 2],
+    },
+    Dropout {
+        rate: f64,
+    },
+    GaussianNoise {
+        stddev: f64,
+    },
 }
 
 /// The network's output before its final activation, so that losses can use the numerically stable
@@ -303,9 +321,11 @@ mod tests {
 
     #[test]
     fn layer_output_of_a_convolution_is_channels_last() {
-        let spec = spec(r#"input = [5, 5, 1]
+        let spec = spec(
+            r#"input = [5, 5, 1]
             layers = [{ type = "conv2d", filters = 4, kernel = [3, 3], activation = "relu" }, { type = "flatten" },
-                      { type = "dense", units = 2, activation = "softmax" }]"#);
+                      { type = "dense", units = 2, activation = "softmax" }]"#,
+        );
         let model = Model::build(&spec, &mut ChaCha8Rng::seed_from_u64(1), &Device::Cpu).unwrap();
         let x = Tensor::ones((2, 5, 5, 1), DType::F32, &Device::Cpu).unwrap();
         assert_eq!(model.layer_output(&x, 0).unwrap().dims(), &[2, 3, 3, 4]);
@@ -313,10 +333,12 @@ mod tests {
 
     #[test]
     fn a_convolution_before_a_pooling_keeps_its_own_output_for_analysis() {
-        let spec = spec(r#"input = [6, 6, 2]
+        let spec = spec(
+            r#"input = [6, 6, 2]
             layers = [{ type = "conv2d", filters = 3, kernel = [3, 3], activation = "relu" },
                       { type = "max_pool2d", pool = [2, 2] }, { type = "flatten" },
-                      { type = "dense", units = 2, activation = "softmax" }]"#);
+                      { type = "dense", units = 2, activation = "softmax" }]"#,
+        );
         let model = Model::build(&spec, &mut ChaCha8Rng::seed_from_u64(4), &Device::Cpu).unwrap();
         let values: Vec<f32> = (0..2 * 6 * 6 * 2).map(|i| (i as f32 * 0.7).sin()).collect();
         let x = Tensor::from_vec(values, (2, 6, 6, 2), &Device::Cpu).unwrap();
@@ -331,11 +353,13 @@ mod tests {
 
     #[test]
     fn conv_shapes_follow_the_plan_with_tf_same_padding() {
-        let spec = spec(r#"input = [7, 6, 2]
+        let spec = spec(
+            r#"input = [7, 6, 2]
             layers = [{ type = "conv2d", filters = 3, kernel = [2, 2], padding = "same", activation = "relu" },
                       { type = "conv2d", filters = 4, kernel = [3, 3] },
                       { type = "max_pool2d", pool = [2, 2] }, { type = "flatten" },
-                      { type = "dense", units = 2, activation = "softmax" }]"#);
+                      { type = "dense", units = 2, activation = "softmax" }]"#,
+        );
         let model = Model::build(&spec, &mut ChaCha8Rng::seed_from_u64(1), &Device::Cpu).unwrap();
         assert_eq!(model.vars()[0].as_tensor().dims(), &[3, 2, 2, 2]);
         let x = Tensor::ones((5, 7, 6, 2), DType::F32, &Device::Cpu).unwrap();

@@ -125,8 +125,7 @@ impl LayerSpec {
 impl ModelSpec {
     /// Parses a spec from TOML text; `origin` names the file in error messages.
     pub fn from_toml(text: &str, origin: &str) -> Result<Self> {
-        let spec: ModelSpec =
-            toml::from_str(text).map_err(|e| NnError::spec(origin, e.to_string().replace('\n', " ")))?;
+        let spec: ModelSpec = toml::from_str(text).map_err(|e| NnError::spec(origin, e.to_string().replace('\n', " ")))?;
         spec.plan()?;
         Ok(spec)
     }
@@ -363,16 +362,15 @@ mod tests {
         let err = ModelSpec::from_toml("input = [2, 2, 1]\nlayers = [{ type = \"conv2d\", filters = 2, kernel = [3, 3] }]", "m")
             .unwrap_err();
         assert!(err.to_string().contains("does not fit"), "{err}");
-        let err = ModelSpec::from_toml("input = [4, 4, 1]\nlayers = [{ type = \"max_pool2d\", pool = [5, 5] }]", "m")
-            .unwrap_err();
+        let err =
+            ModelSpec::from_toml("input = [4, 4, 1]\nlayers = [{ type = \"max_pool2d\", pool = [5, 5] }]", "m").unwrap_err();
         assert!(err.to_string().contains("layers[0] (max_pooling2d)"), "{err}");
     }
 
     #[test]
     fn unknown_layer_is_named_in_the_error() {
-        let err = ModelSpec::from_toml("input = [4]\nlayers = [{ type = \"dense3d\", units = 2 }]", "m.toml")
-            .unwrap_err()
-            .to_string();
+        let err =
+            ModelSpec::from_toml("input = [4]\nlayers = [{ type = \"dense3d\", units = 2 }]", "m.toml").unwrap_err().to_string();
         assert!(err.contains("m.toml") && err.contains("dense3d"), "{err}");
     }
 
@@ -380,19 +378,16 @@ mod tests {
     fn unknown_field_and_bad_activation_are_rejected() {
         let err = ModelSpec::from_toml("input = [4]\nlayers = [{ type = \"dense\", unitz = 2 }]", "m.toml").unwrap_err();
         assert!(err.to_string().contains("unitz"), "{err}");
-        let err = ModelSpec::from_toml(
-            "input = [4]\nlayers = [{ type = \"dense\", units = 2, activation = \"tanhh\" }]",
-            "m.toml",
-        )
-        .unwrap_err();
+        let err =
+            ModelSpec::from_toml("input = [4]\nlayers = [{ type = \"dense\", units = 2, activation = \"tanhh\" }]", "m.toml")
+                .unwrap_err();
         assert!(err.to_string().contains("tanhh"), "{err}");
     }
 
     #[test]
     fn dense_on_an_image_needs_flatten() {
-        let err = ModelSpec::from_toml("input = [28, 28, 1]\nlayers = [{ type = \"dense\", units = 2 }]", "m")
-            .unwrap_err()
-            .to_string();
+        let err =
+            ModelSpec::from_toml("input = [28, 28, 1]\nlayers = [{ type = \"dense\", units = 2 }]", "m").unwrap_err().to_string();
         assert!(err.contains("layers[0] (dense)") && err.contains("flatten"), "{err}");
     }
 

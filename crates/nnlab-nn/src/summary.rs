@@ -29,10 +29,7 @@ impl Summary {
             .iter()
             .map(|l| SummaryRow {
                 layer: format!("{} ({})", l.name, l.kind),
-                output_shape: format!(
-                    "(None, {})",
-                    l.output_shape.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")
-                ),
+                output_shape: format!("(None, {})", l.output_shape.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")),
                 params: l.params,
             })
             .collect();

@@ -104,10 +104,7 @@ pub fn fit(
             loss_sum += loss_value * indices.len() as f64;
             correct += batch_correct;
             seen += indices.len();
-            observer.batch_done(
-                batch_index + 1,
-                Evaluation { loss: loss_sum / seen as f64, acc: correct as f64 / seen as f64 },
-            );
+            observer.batch_done(batch_index + 1, Evaluation { loss: loss_sum / seen as f64, acc: correct as f64 / seen as f64 });
         }
         let train_seconds = started.elapsed().as_secs_f64();
         let val = validation.map(|v| evaluate(model, v, config.loss)).transpose()?;

@@ -22,11 +22,7 @@ pub enum ReportError {
     /// Two files would register under the same template name (templates and partials share
     /// one namespace in handlebars, so the second would silently replace the first).
     #[error("two templates named \"{name}\": {} and {}", first.display(), second.display())]
-    DuplicateTemplate {
-        name: String,
-        first: PathBuf,
-        second: PathBuf,
-    },
+    DuplicateTemplate { name: String, first: PathBuf, second: PathBuf },
 
     /// A page asked for a template that the templates directory does not have.
     #[error("no template \"{name}\" in {} (expected {name}.md.hbs)", dir.display())]

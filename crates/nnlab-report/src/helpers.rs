@@ -17,8 +17,8 @@
 //! when `n = 1`.
 
 use handlebars::{
-    Context, Handlebars, Helper, HelperDef, HelperResult, Output, PathAndJson, RenderContext,
-    RenderError, RenderErrorReason, Renderable, ScopedJson,
+    Context, Handlebars, Helper, HelperDef, HelperResult, Output, PathAndJson, RenderContext, RenderError, RenderErrorReason,
+    Renderable, ScopedJson,
 };
 use serde_json::Value;
 
@@ -67,11 +67,7 @@ impl HelperDef for FixedNumber {
     ) -> Result<ScopedJson<'rc>, RenderError> {
         let value = number_param(h, 0)?;
         let decimals = decimals_param(h, 1)?;
-        let text = if self.percent {
-            format!("{}%", fixed(value * 100.0, decimals))
-        } else {
-            fixed(value, decimals)
-        };
+        let text = if self.percent { format!("{}%", fixed(value * 100.0, decimals)) } else { fixed(value, decimals) };
         Ok(ScopedJson::Derived(Value::String(text)))
     }
 }
@@ -95,11 +91,7 @@ impl HelperDef for ReplicateSummary {
         let unit = if self.percent { " %" } else { "" };
         let mean = fixed(summary.mean * scale, decimals);
         let text = match summary.std {
-            Some(std) => format!(
-                "{mean} ± {}{unit} (n = {})",
-                fixed(std * scale, decimals),
-                summary.n
-            ),
+            Some(std) => format!("{mean} ± {}{unit} (n = {})", fixed(std * scale, decimals), summary.n),
             None => format!("{mean}{unit} (n = {})", summary.n),
         };
         Ok(ScopedJson::Derived(Value::String(text)))
@@ -117,16 +109,12 @@ impl MeanStd {
     fn from_param(h: &Helper<'_>, index: usize) -> Result<MeanStd, RenderError> {
         let param = present_param(h, index)?;
         let name = param_name(param);
-        let object = param.value().as_object().ok_or_else(|| {
-            helper_error(
-                h,
-                format!("{name} is {}, expected {{mean, std, n}}", param.value()),
-            )
-        })?;
-        let mean = object
-            .get("mean")
-            .and_then(Value::as_f64)
-            .ok_or_else(|| helper_error(h, format!("{name} has no number `mean`")))?;
+        let object = param
+            .value()
+            .as_object()
+            .ok_or_else(|| helper_error(h, format!("{name} is {}, expected {{mean, std, n}}", param.value())))?;
+        let mean =
+            object.get("mean").and_then(Value::as_f64).ok_or_else(|| helper_error(h, format!("{name} has no number `mean`")))?;
         let n = object
             .get("n")
             .and_then(Value::as_u64)
@@ -134,24 +122,14 @@ impl MeanStd {
             .ok_or_else(|| helper_error(h, format!("{name} has no positive integer `n`")))?;
         let std = match object.get("std") {
             Some(Value::Null) if n == 1 => None,
-            Some(Value::Null) => {
-                return Err(helper_error(
-                    h,
-                    format!("{name} has `std` null although n = {n}"),
-                ))
-            }
-            Some(value) => Some(value.as_f64().filter(|std| *std >= 0.0).ok_or_else(|| {
-                helper_error(
-                    h,
-                    format!("{name} has `std` {value}, expected a number ≥ 0"),
-                )
-            })?),
-            None => {
-                return Err(helper_error(
-                    h,
-                    format!("{name} has no `std` (null when n = 1)"),
-                ))
-            }
+            Some(Value::Null) => return Err(helper_error(h, format!("{name} has `std` null although n = {n}"))),
+            Some(value) => Some(
+                value
+                    .as_f64()
+                    .filter(|std| *std >= 0.0)
+                    .ok_or_else(|| helper_error(h, format!("{name} has `std` {value}, expected a number ≥ 0")))?,
+            ),
+            None => return Err(helper_error(h, format!("{name} has no `std` (null when n = 1)"))),
         };
         Ok(MeanStd { mean, std, n })
     }
@@ -171,39 +149,16 @@ impl HelperDef for AnswerSpan {
         out: &mut dyn Output,
     ) -> HelperResult {
         let id_param = present_param(h, 0)?;
-        let id = id_param
-            .value()
-            .as_str()
-            .filter(|id| !id.is_empty())
-            .ok_or_else(|| {
-                helper_error(
-                    h,
-                    format!(
-                        "{} is {}, expected an answer id string",
-                        param_name(id_param),
-                        id_param.value()
-                    ),
-                )
-            })?;
+        let id = id_param.value().as_str().filter(|id| !id.is_empty()).ok_or_else(|| {
+            helper_error(h, format!("{} is {}, expected an answer id string", param_name(id_param), id_param.value()))
+        })?;
         let text_param = present_param(h, 1)?;
         let text = match text_param.value() {
             Value::String(text) => text.clone(),
             Value::Number(number) => number.to_string(),
-            other => {
-                return Err(helper_error(
-                    h,
-                    format!(
-                        "{} is {other}, expected formatted text",
-                        param_name(text_param)
-                    ),
-                ))
-            }
+            other => return Err(helper_error(h, format!("{} is {other}, expected formatted text", param_name(text_param)))),
         };
-        out.write(&format!(
-            r#"<span class="answer" data-answer="{}">{}</span>"#,
-            escape_html(id),
-            escape_html(&text)
-        ))?;
+        out.write(&format!(r#"<span class="answer" data-answer="{}">{}</span>"#, escape_html(id), escape_html(&text)))?;
         Ok(())
     }
 }
@@ -215,15 +170,11 @@ struct CompareBlock {
 
 impl CompareBlock {
     fn greater() -> Self {
-        CompareBlock {
-            holds: |a, b| a > b,
-        }
+        CompareBlock { holds: |a, b| a > b }
     }
 
     fn less() -> Self {
-        CompareBlock {
-            holds: |a, b| a < b,
-        }
+        CompareBlock { holds: |a, b| a < b }
     }
 }
 
@@ -237,21 +188,11 @@ impl HelperDef for CompareBlock {
         out: &mut dyn Output,
     ) -> HelperResult {
         if !h.is_block() {
-            return Err(helper_error(
-                h,
-                format!(
-                    "is a block helper: write {{{{#{0} a b}}}}…{{{{/{0}}}}}",
-                    h.name()
-                ),
-            ));
+            return Err(helper_error(h, format!("is a block helper: write {{{{#{0} a b}}}}…{{{{/{0}}}}}", h.name())));
         }
         let a = number_param(h, 0)?;
         let b = number_param(h, 1)?;
-        let branch = if (self.holds)(a, b) {
-            h.template()
-        } else {
-            h.inverse()
-        };
+        let branch = if (self.holds)(a, b) { h.template() } else { h.inverse() };
         match branch {
             Some(template) => template.render(registry, ctx, rc, out),
             None => Ok(()),
@@ -269,13 +210,8 @@ fn fixed(x: f64, decimals: usize) -> String {
 }
 
 /// The parameter at `index`, which must be given and must resolve to a value.
-fn present_param<'a, 'rc>(
-    h: &'a Helper<'rc>,
-    index: usize,
-) -> Result<&'a PathAndJson<'rc>, RenderError> {
-    let param = h
-        .param(index)
-        .ok_or_else(|| helper_error(h, format!("argument {} is missing", index + 1)))?;
+fn present_param<'a, 'rc>(h: &'a Helper<'rc>, index: usize) -> Result<&'a PathAndJson<'rc>, RenderError> {
+    let param = h.param(index).ok_or_else(|| helper_error(h, format!("argument {} is missing", index + 1)))?;
     if param.is_value_missing() {
         // The same error strict mode raises for `{{missing}}`, so both read alike.
         return Err(RenderErrorReason::MissingVariable(param.relative_path().cloned()).into());
@@ -285,16 +221,10 @@ fn present_param<'a, 'rc>(
 
 fn number_param(h: &Helper<'_>, index: usize) -> Result<f64, RenderError> {
     let param = present_param(h, index)?;
-    param.value().as_f64().ok_or_else(|| {
-        helper_error(
-            h,
-            format!(
-                "{} is {}, expected a number",
-                param_name(param),
-                param.value()
-            ),
-        )
-    })
+    param
+        .value()
+        .as_f64()
+        .ok_or_else(|| helper_error(h, format!("{} is {}, expected a number", param_name(param), param.value())))
 }
 
 fn decimals_param(h: &Helper<'_>, index: usize) -> Result<usize, RenderError> {
@@ -304,15 +234,7 @@ fn decimals_param(h: &Helper<'_>, index: usize) -> Result<usize, RenderError> {
         .as_u64()
         .filter(|&decimals| decimals <= MAX_DECIMALS)
         .and_then(|decimals| usize::try_from(decimals).ok())
-        .ok_or_else(|| {
-            helper_error(
-                h,
-                format!(
-                    "decimals {} must be an integer from 0 to {MAX_DECIMALS}",
-                    param.value()
-                ),
-            )
-        })
+        .ok_or_else(|| helper_error(h, format!("decimals {} must be an integer from 0 to {MAX_DECIMALS}", param.value())))
 }
 
 /// How an error names a parameter: its path in the context, or that it was a literal.
@@ -363,15 +285,9 @@ mod tests {
             "three": {"mean": 0.923_14, "std": 0.001_23, "n": 3},
             "one": {"mean": 0.923_14, "std": null, "n": 1},
         });
-        assert_eq!(
-            rendered("{{mean_std three 4}}", &data),
-            "0.9231 ± 0.0012 (n = 3)"
-        );
+        assert_eq!(rendered("{{mean_std three 4}}", &data), "0.9231 ± 0.0012 (n = 3)");
         assert_eq!(rendered("{{mean_std one 4}}", &data), "0.9231 (n = 1)");
-        assert_eq!(
-            rendered("{{pct_mean_std three 2}}", &data),
-            "92.31 ± 0.12 % (n = 3)"
-        );
+        assert_eq!(rendered("{{pct_mean_std three 2}}", &data), "92.31 ± 0.12 % (n = 3)");
         assert_eq!(rendered("{{pct_mean_std one 2}}", &data), "92.31 % (n = 1)");
     }
 
@@ -400,10 +316,7 @@ mod tests {
     #[test]
     fn a_missing_field_names_its_path() {
         let error = render("{{pct q5.test_acc 2}}", &json!({"q5": {}})).expect_err("missing");
-        assert!(
-            matches!(error.reason(), RenderErrorReason::MissingVariable(Some(path)) if path == "q5.test_acc"),
-            "{error}"
-        );
+        assert!(matches!(error.reason(), RenderErrorReason::MissingVariable(Some(path)) if path == "q5.test_acc"), "{error}");
     }
 
     #[test]
@@ -439,9 +352,6 @@ mod tests {
 
     #[test]
     fn escaping_keeps_markdown_readable() {
-        assert_eq!(
-            escape_html(r#"a<b & "c" = d"#),
-            "a&lt;b &amp; &quot;c&quot; = d"
-        );
+        assert_eq!(escape_html(r#"a<b & "c" = d"#), "a&lt;b &amp; &quot;c&quot; = d");
     }
 }

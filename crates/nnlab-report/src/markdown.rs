@@ -10,10 +10,8 @@ use pulldown_cmark::{html, CowStr, Event, Options, Parser, Tag, TagEnd};
 /// `## Test accuracy {#a1.q5}`, otherwise a slug of its text (`test-accuracy`), made unique
 /// within the page by a `-1`, `-2`, … suffix.
 pub fn markdown_to_html(markdown: &str) -> String {
-    let options = Options::ENABLE_TABLES
-        | Options::ENABLE_FOOTNOTES
-        | Options::ENABLE_STRIKETHROUGH
-        | Options::ENABLE_HEADING_ATTRIBUTES;
+    let options =
+        Options::ENABLE_TABLES | Options::ENABLE_FOOTNOTES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_HEADING_ATTRIBUTES;
     let mut events: Vec<Event<'_>> = Parser::new_ext(markdown, options).collect();
     assign_heading_ids(&mut events);
     let mut out = String::with_capacity(markdown.len() + markdown.len() / 2);
@@ -103,9 +101,8 @@ mod tests {
 
     #[test]
     fn headings_get_unique_slugs_or_keep_explicit_ids() {
-        let html = markdown_to_html(
-            "# Test accuracy\n\n## Test accuracy\n\n## `a1.cnn` history {#a1.q11}\n\n## Test-accuracy-1\n",
-        );
+        let html =
+            markdown_to_html("# Test accuracy\n\n## Test accuracy\n\n## `a1.cnn` history {#a1.q11}\n\n## Test-accuracy-1\n");
         assert!(html.contains(r#"<h1 id="test-accuracy">"#), "{html}");
         assert!(html.contains(r#"<h2 id="test-accuracy-1">"#), "{html}");
         assert!(html.contains(r#"<h2 id="a1.q11">"#), "{html}");
@@ -114,11 +111,7 @@ mod tests {
 
     #[test]
     fn inline_html_spans_pass_through() {
-        let html =
-            markdown_to_html(r#"Accuracy <span class="answer" data-answer="x">0.98</span>."#);
-        assert!(
-            html.contains(r#"<span class="answer" data-answer="x">0.98</span>"#),
-            "{html}"
-        );
+        let html = markdown_to_html(r#"Accuracy <span class="answer" data-answer="x">0.98</span>."#);
+        assert!(html.contains(r#"<span class="answer" data-answer="x">0.98</span>"#), "{html}");
     }
 }

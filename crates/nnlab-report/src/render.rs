@@ -106,33 +106,20 @@ impl Renderer {
                 insert_source(&mut sources, template_name(&path), path)?;
             }
         }
-        insert_source(
-            &mut sources,
-            LAYOUT_TEMPLATE.to_string(),
-            templates_dir.join(LAYOUT_FILE),
-        )?;
+        insert_source(&mut sources, LAYOUT_TEMPLATE.to_string(), templates_dir.join(LAYOUT_FILE))?;
 
         for (name, path) in &sources {
             let text = read(path)?;
-            registry
-                .register_template_string(name, text)
-                .map_err(|e| template_error(path, &e))?;
+            registry.register_template_string(name, text).map_err(|e| template_error(path, &e))?;
         }
         let stylesheet = read(&templates_dir.join(STYLESHEET_FILE))?;
-        Ok(Renderer {
-            registry,
-            templates_dir: templates_dir.to_path_buf(),
-            stylesheet,
-        })
+        Ok(Renderer { registry, templates_dir: templates_dir.to_path_buf(), stylesheet })
     }
 
     /// Renders template `template` with `context` to Markdown.
     pub fn render_markdown(&self, template: &str, context: &Value) -> Result<String> {
         if template == LAYOUT_TEMPLATE || !self.registry.has_template(template) {
-            return Err(ReportError::UnknownTemplate {
-                name: template.to_string(),
-                dir: self.templates_dir.clone(),
-            });
+            return Err(ReportError::UnknownTemplate { name: template.to_string(), dir: self.templates_dir.clone() });
         }
         self.render_template(template, context)
     }
@@ -156,25 +143,12 @@ impl Renderer {
         let html = self.render_template(LAYOUT_TEMPLATE, &layout)?;
         // The layout states the profile on every HTML page; the Markdown file stands alone,
         // so it carries the same statement as a closing line.
-        let markdown = format!(
-            "{}\n\n---\n\n*nnlab · profile: {} · generated {}*\n",
-            markdown.trim_end(),
-            page.profile,
-            page.generated_at
-        );
+        let markdown =
+            format!("{}\n\n---\n\n*nnlab · profile: {} · generated {}*\n", markdown.trim_end(), page.profile, page.generated_at);
 
-        fs::create_dir_all(out_dir).map_err(|source| ReportError::Write {
-            path: out_dir.to_path_buf(),
-            source,
-        })?;
-        write(
-            &out_dir.join(format!("{}.md", page.name)),
-            markdown.as_bytes(),
-        )?;
-        write(
-            &out_dir.join(format!("{}.html", page.name)),
-            html.as_bytes(),
-        )?;
+        fs::create_dir_all(out_dir).map_err(|source| ReportError::Write { path: out_dir.to_path_buf(), source })?;
+        write(&out_dir.join(format!("{}.md", page.name)), markdown.as_bytes())?;
+        write(&out_dir.join(format!("{}.html", page.name)), html.as_bytes())?;
         write(&out_dir.join(STYLESHEET_FILE), self.stylesheet.as_bytes())
     }
 
@@ -182,10 +156,8 @@ impl Renderer {
     /// context is `index` itself: `title`, `profile`, `generated_at`, `entries` (each `title`,
     /// `href`, `summary`) and `manifest_href` (null when absent).
     pub fn render_index(&self, index: &SiteIndex, out_dir: &Path) -> Result<()> {
-        let context = serde_json::to_value(index).map_err(|e| ReportError::Render {
-            template: INDEX_PAGE.to_string(),
-            message: e.to_string(),
-        })?;
+        let context = serde_json::to_value(index)
+            .map_err(|e| ReportError::Render { template: INDEX_PAGE.to_string(), message: e.to_string() })?;
         let page = Page {
             name: INDEX_PAGE.to_string(),
             title: index.title.clone(),
@@ -200,25 +172,14 @@ impl Renderer {
     fn render_template<T: Serialize>(&self, template: &str, context: &T) -> Result<String> {
         self.registry
             .render(template, context)
-            .map_err(|e| ReportError::Render {
-                template: template.to_string(),
-                message: describe_render_error(&e),
-            })
+            .map_err(|e| ReportError::Render { template: template.to_string(), message: describe_render_error(&e) })
     }
 }
 
 /// Records `name → path`, refusing a second file under the same name.
-fn insert_source(
-    sources: &mut BTreeMap<String, PathBuf>,
-    name: String,
-    path: PathBuf,
-) -> Result<()> {
+fn insert_source(sources: &mut BTreeMap<String, PathBuf>, name: String, path: PathBuf) -> Result<()> {
     if let Some(first) = sources.get(&name) {
-        return Err(ReportError::DuplicateTemplate {
-            name,
-            first: first.clone(),
-            second: path,
-        });
+        return Err(ReportError::DuplicateTemplate { name, first: first.clone(), second: path });
     }
     sources.insert(name, path);
     Ok(())
@@ -227,10 +188,7 @@ fn insert_source(
 /// The regular, non-hidden files directly in `dir`, sorted so that registration (and any error
 /// it reports) does not depend on directory order.
 fn files_in(dir: &Path) -> Result<Vec<PathBuf>> {
-    let read_error = |source| ReportError::Read {
-        path: dir.to_path_buf(),
-        source,
-    };
+    let read_error = |source| ReportError::Read { path: dir.to_path_buf(), source };
     let mut files = Vec::new();
     for entry in fs::read_dir(dir).map_err(read_error)? {
         let path = entry.map_err(read_error)?.path();
@@ -244,9 +202,7 @@ fn files_in(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_default()
+    path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 /// `a1.md.hbs` → `a1`: the file name up to its first dot.
@@ -263,17 +219,11 @@ fn is_file_stem(name: &str) -> bool {
 }
 
 fn read(path: &Path) -> Result<String> {
-    fs::read_to_string(path).map_err(|source| ReportError::Read {
-        path: path.to_path_buf(),
-        source,
-    })
+    fs::read_to_string(path).map_err(|source| ReportError::Read { path: path.to_path_buf(), source })
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<()> {
-    write_atomic(path, bytes).map_err(|source| ReportError::Write {
-        path: path.to_path_buf(),
-        source,
-    })
+    write_atomic(path, bytes).map_err(|source| ReportError::Write { path: path.to_path_buf(), source })
 }
 
 /// One line for a template parse error (handlebars' own display spans several lines).
@@ -282,10 +232,7 @@ fn template_error(path: &Path, error: &TemplateError) -> ReportError {
         Some((line, column)) => format!("line {line}, col {column}: {}", error.reason()),
         None => error.reason().to_string(),
     };
-    ReportError::Template {
-        path: path.to_path_buf(),
-        message,
-    }
+    ReportError::Template { path: path.to_path_buf(), message }
 }
 
 /// One line naming where rendering stopped (which may be a partial) and why.
@@ -326,10 +273,7 @@ mod tests {
                 "# Results\n\n{{> model_row model}}\n\nTest accuracy: \
                  {{answer \"t.q1.acc\" (pct_mean_std model.acc 2)}}.\n",
             ),
-            (
-                "partials/model_row.md.hbs",
-                "| model | params |\n|---|---:|\n| {{name}} | {{params}} |",
-            ),
+            ("partials/model_row.md.hbs", "| model | params |\n|---|---:|\n| {{name}} | {{params}} |"),
             (STYLESHEET_FILE, "body { margin: 0; }\n"),
             (
                 "index.md.hbs",
@@ -364,9 +308,7 @@ mod tests {
     fn renders_markdown_with_partials_and_helpers() {
         let templates = templates_dir();
         let renderer = Renderer::new(templates.path()).expect("renderer");
-        let markdown = renderer
-            .render_markdown("page", &context())
-            .expect("render");
+        let markdown = renderer.render_markdown("page", &context()).expect("render");
         assert!(markdown.contains("| dense_relu | 203530 |"), "{markdown}");
         assert!(markdown.contains("97.89 ± 0.11 % (n = 3)"), "{markdown}");
     }
@@ -376,14 +318,8 @@ mod tests {
         let templates = templates_dir();
         let renderer = Renderer::new(templates.path()).expect("renderer");
         let mut context = context();
-        context["model"]
-            .as_object_mut()
-            .expect("model object")
-            .remove("params");
-        let error = renderer
-            .render_markdown("page", &context)
-            .expect_err("missing field")
-            .to_string();
+        context["model"].as_object_mut().expect("model object").remove("params");
+        let error = renderer.render_markdown("page", &context).expect_err("missing field").to_string();
         assert!(error.contains("\"page\""), "{error}");
         assert!(error.contains("model_row"), "{error}");
         assert!(error.contains("`params`"), "{error}");
@@ -396,10 +332,7 @@ mod tests {
         let renderer = Renderer::new(templates.path()).expect("renderer");
         for name in ["absent", LAYOUT_TEMPLATE] {
             let error = renderer.render_markdown(name, &context()).expect_err(name);
-            assert!(
-                matches!(error, ReportError::UnknownTemplate { .. }),
-                "{error}"
-            );
+            assert!(matches!(error, ReportError::UnknownTemplate { .. }), "{error}");
         }
     }
 
@@ -409,9 +342,7 @@ mod tests {
         let renderer = Renderer::new(templates.path()).expect("renderer");
         let out = tempfile::tempdir().expect("out dir");
         let out_dir = out.path().join("reports");
-        renderer
-            .render_page(&page(context()), &out_dir)
-            .expect("render page");
+        renderer.render_page(&page(context()), &out_dir).expect("render page");
 
         let markdown = fs::read_to_string(out_dir.join("t.md")).expect("markdown");
         assert!(markdown.starts_with("# Results"), "{markdown}");
@@ -422,10 +353,7 @@ mod tests {
         assert!(html.contains("<a href=\"index.html\">"), "{html}");
         assert!(html.contains("<table>"), "{html}");
         assert!(html.contains(r#"<h1 id="results">Results</h1>"#), "{html}");
-        assert!(
-            html.contains(r#"data-answer="t.q1.acc">97.89 ± 0.11 % (n = 3)</span>"#),
-            "{html}"
-        );
+        assert!(html.contains(r#"data-answer="t.q1.acc">97.89 ± 0.11 % (n = 3)</span>"#), "{html}");
         assert!(out_dir.join(STYLESHEET_FILE).is_file());
     }
 
@@ -434,9 +362,7 @@ mod tests {
         let templates = templates_dir();
         let renderer = Renderer::new(templates.path()).expect("renderer");
         let out = tempfile::tempdir().expect("out dir");
-        renderer
-            .render_page(&page(json!({})), out.path())
-            .expect_err("empty context");
+        renderer.render_page(&page(json!({})), out.path()).expect_err("empty context");
         assert_eq!(fs::read_dir(out.path()).expect("list").count(), 0);
     }
 
@@ -447,9 +373,7 @@ mod tests {
         let out = tempfile::tempdir().expect("out dir");
         let mut page = page(context());
         page.name = "../escape".to_string();
-        let error = renderer
-            .render_page(&page, out.path())
-            .expect_err("bad name");
+        let error = renderer.render_page(&page, out.path()).expect_err("bad name");
         assert!(matches!(error, ReportError::PageName(_)), "{error}");
     }
 
@@ -471,33 +395,21 @@ mod tests {
         };
         renderer.render_index(&index, out.path()).expect("index");
         let html = fs::read_to_string(out.path().join("index.html")).expect("index html");
-        assert!(
-            html.contains(r#"<a href="a1.html">a1</a>: MNIST &amp; CIFAR-10"#),
-            "{html}"
-        );
+        assert!(html.contains(r#"<a href="a1.html">a1</a>: MNIST &amp; CIFAR-10"#), "{html}");
         assert!(!html.contains("manifest"), "{html}");
         assert!(!html.contains("<a href=\"index.html\">"), "{html}");
 
         index.manifest_href = Some("manifest.html".to_string());
         renderer.render_index(&index, out.path()).expect("index");
         let html = fs::read_to_string(out.path().join("index.html")).expect("index html");
-        assert!(
-            html.contains(r#"<a href="manifest.html">manifest</a>"#),
-            "{html}"
-        );
+        assert!(html.contains(r#"<a href="manifest.html">manifest</a>"#), "{html}");
     }
 
     #[test]
     fn a_bad_template_is_a_one_line_error_naming_the_file() {
         let templates = templates_dir();
-        fs::write(
-            templates.path().join("broken.md.hbs"),
-            "{{#if x}}never closed",
-        )
-        .expect("write");
-        let error = Renderer::new(templates.path())
-            .expect_err("parse error")
-            .to_string();
+        fs::write(templates.path().join("broken.md.hbs"), "{{#if x}}never closed").expect("write");
+        let error = Renderer::new(templates.path()).expect_err("parse error").to_string();
         assert!(error.contains("broken.md.hbs"), "{error}");
         assert!(!error.contains('\n'), "{error}");
     }
@@ -507,10 +419,7 @@ mod tests {
         let templates = templates_dir();
         fs::write(templates.path().join("partials/page.md.hbs"), "x").expect("write");
         let error = Renderer::new(templates.path()).expect_err("duplicate");
-        assert!(
-            matches!(error, ReportError::DuplicateTemplate { .. }),
-            "{error}"
-        );
+        assert!(matches!(error, ReportError::DuplicateTemplate { .. }), "{error}");
     }
 
     #[test]
@@ -530,14 +439,10 @@ mod tests {
         let project_templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../templates");
         let templates = tempfile::tempdir().expect("temp dir");
         for file in [LAYOUT_FILE, STYLESHEET_FILE, "index.md.hbs"] {
-            fs::copy(project_templates.join(file), templates.path().join(file))
-                .unwrap_or_else(|e| panic!("copy {file}: {e}"));
+            fs::copy(project_templates.join(file), templates.path().join(file)).unwrap_or_else(|e| panic!("copy {file}: {e}"));
         }
-        fs::write(
-            templates.path().join("sample.md.hbs"),
-            "# Sample\n\nAccuracy {{answer \"s.q1.acc\" (pct_mean_std acc 2)}}.\n",
-        )
-        .expect("write sample");
+        fs::write(templates.path().join("sample.md.hbs"), "# Sample\n\nAccuracy {{answer \"s.q1.acc\" (pct_mean_std acc 2)}}.\n")
+            .expect("write sample");
         let renderer = Renderer::new(templates.path()).expect("project templates");
 
         let out = tempfile::tempdir().expect("out dir");
@@ -549,9 +454,7 @@ mod tests {
             profile: "smoke".to_string(),
             generated_at: "2025-01-01 12:00 UTC".to_string(),
         };
-        renderer
-            .render_page(&sample, out.path())
-            .expect("sample page");
+        renderer.render_page(&sample, out.path()).expect("sample page");
         let html = fs::read_to_string(out.path().join("sample.html")).expect("sample html");
         assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
         assert!(html.contains("<meta charset=\"utf-8\">"), "{html}");
@@ -560,10 +463,7 @@ mod tests {
         assert!(html.contains("Sample report"), "{html}");
         assert!(html.contains("2025-01-01 12:00 UTC"), "{html}");
         assert!(html.contains("href=\"index.html\""), "{html}");
-        assert!(
-            html.contains(r#"data-answer="s.q1.acc">92.31 % (n = 1)</span>"#),
-            "{html}"
-        );
+        assert!(html.contains(r#"data-answer="s.q1.acc">92.31 % (n = 1)</span>"#), "{html}");
 
         let index = SiteIndex {
             title: "nnlab reports".to_string(),
@@ -576,9 +476,7 @@ mod tests {
             }],
             manifest_href: Some("manifest.html".to_string()),
         };
-        renderer
-            .render_index(&index, out.path())
-            .expect("index page");
+        renderer.render_index(&index, out.path()).expect("index page");
         let html = fs::read_to_string(out.path().join("index.html")).expect("index html");
         assert!(html.contains("href=\"sample.html\""), "{html}");
         assert!(html.contains("One sample."), "{html}");

@@ -60,19 +60,13 @@ pub struct ScatterChart {
 /// points and labels of different lengths, a label without a class name, more outlines than
 /// classes, or a non-finite coordinate.
 pub fn scatter_svg(chart: &ScatterChart) -> Result<String> {
-    let error = |reason: String| ReportError::Figure {
-        title: chart.title.clone(),
-        reason,
-    };
+    let error = |reason: String| ReportError::Figure { title: chart.title.clone(), reason };
     check_drawable(chart).map_err(error)?;
     let (x, y) = ranges(chart);
     let mut svg = String::new();
-    let frame =
-        draw_frame(chart, x.clone(), y.clone(), &mut svg).map_err(|e| error(e.to_string()))?;
+    let frame = draw_frame(chart, x.clone(), y.clone(), &mut svg).map_err(|e| error(e.to_string()))?;
     let body = data_elements(chart, &frame);
-    let end = svg
-        .rfind("</svg>")
-        .ok_or_else(|| error("plotters wrote no closing </svg>".to_string()))?;
+    let end = svg.rfind("</svg>").ok_or_else(|| error("plotters wrote no closing </svg>".to_string()))?;
     svg.insert_str(end, &body);
     Ok(svg)
 }
@@ -82,24 +76,13 @@ fn check_drawable(chart: &ScatterChart) -> Result<(), String> {
         return Err("no points to draw".to_string());
     }
     if chart.points.len() != chart.labels.len() {
-        return Err(format!(
-            "{} points but {} labels",
-            chart.points.len(),
-            chart.labels.len()
-        ));
+        return Err(format!("{} points but {} labels", chart.points.len(), chart.labels.len()));
     }
     let finite = |p: &[f64; 2]| p[0].is_finite() && p[1].is_finite();
     if let Some(index) = chart.points.iter().position(|p| !finite(p)) {
-        return Err(format!(
-            "point {index} has a non-finite coordinate: {:?}",
-            chart.points[index]
-        ));
+        return Err(format!("point {index} has a non-finite coordinate: {:?}", chart.points[index]));
     }
-    if let Some(index) = chart
-        .labels
-        .iter()
-        .position(|&l| usize::from(l) >= chart.class_names.len())
-    {
+    if let Some(index) = chart.labels.iter().position(|&l| usize::from(l) >= chart.class_names.len()) {
         return Err(format!(
             "point {index} has label {} but there are {} class names",
             chart.labels[index],
@@ -109,17 +92,11 @@ fn check_drawable(chart: &ScatterChart) -> Result<(), String> {
     for (kind, outlines) in [("hull", &chart.hulls), ("ellipse", &chart.ellipses)] {
         let Some(outlines) = outlines else { continue };
         if outlines.len() > chart.class_names.len() {
-            return Err(format!(
-                "{} {kind} outlines for {} classes",
-                outlines.len(),
-                chart.class_names.len()
-            ));
+            return Err(format!("{} {kind} outlines for {} classes", outlines.len(), chart.class_names.len()));
         }
         for (class, outline) in outlines.iter().enumerate() {
             if let Some(vertex) = outline.iter().position(|p| !finite(p)) {
-                return Err(format!(
-                    "{kind} of class {class}: vertex {vertex} is not finite"
-                ));
+                return Err(format!("{kind} of class {class}: vertex {vertex} is not finite"));
             }
         }
     }
@@ -128,11 +105,7 @@ fn check_drawable(chart: &ScatterChart) -> Result<(), String> {
 
 /// Axis ranges around every point and outline vertex, with a margin.
 fn ranges(chart: &ScatterChart) -> (std::ops::Range<f64>, std::ops::Range<f64>) {
-    let outlines = [&chart.hulls, &chart.ellipses]
-        .into_iter()
-        .flatten()
-        .flatten()
-        .flatten();
+    let outlines = [&chart.hulls, &chart.ellipses].into_iter().flatten().flatten().flatten();
     let (mut lo, mut hi) = ([f64::INFINITY; 2], [f64::NEG_INFINITY; 2]);
     for p in chart.points.iter().chain(outlines) {
         for axis in 0..2 {
@@ -142,11 +115,7 @@ fn ranges(chart: &ScatterChart) -> (std::ops::Range<f64>, std::ops::Range<f64>) 
     }
     let padded = |lo: f64, hi: f64| {
         let span = hi - lo;
-        let pad = if span > 0.0 {
-            span * MARGIN
-        } else {
-            lo.abs().max(1.0) * 0.05
-        };
+        let pad = if span > 0.0 { span * MARGIN } else { lo.abs().max(1.0) * 0.05 };
         (lo - pad)..(hi + pad)
     };
     (padded(lo[0], hi[0]), padded(lo[1], hi[1]))
@@ -198,21 +167,14 @@ fn draw_frame(
     let (x1, y1) = plot.backend_coord(&(x.end, y.end));
     let scale_x = f64::from(x1 - x0) / (x.end - x.start);
     let scale_y = f64::from(y1 - y0) / (y.end - y.start);
-    let frame = Frame {
-        x: (f64::from(x0) - scale_x * x.start, scale_x),
-        y: (f64::from(y0) - scale_y * y.start, scale_y),
-    };
+    let frame = Frame { x: (f64::from(x0) - scale_x * x.start, scale_x), y: (f64::from(y0) - scale_y * y.start, scale_y) };
 
     let row_height = 20;
     let top = 50;
     for (class, name) in chart.class_names.iter().enumerate() {
         let row = top + row_height * class as i32;
         legend_area.draw(&Circle::new((12, row), 5, class_colour(class).filled()))?;
-        legend_area.draw(&Text::new(
-            name.as_str(),
-            (24, row - 7),
-            (FONT, 13).into_font().color(&BLACK),
-        ))?;
+        legend_area.draw(&Text::new(name.as_str(), (24, row - 7), (FONT, 13).into_font().color(&BLACK)))?;
     }
     root.present()?;
     Ok(frame)
@@ -230,33 +192,19 @@ fn hex(colour: RGBColor) -> String {
 fn data_elements(chart: &ScatterChart, frame: &Frame) -> String {
     let mut body = String::with_capacity(40 * chart.points.len() + 1024);
     for class in 0..chart.class_names.len() {
-        let mut members = chart
-            .points
-            .iter()
-            .zip(&chart.labels)
-            .filter(|(_, &l)| usize::from(l) == class)
-            .peekable();
+        let mut members = chart.points.iter().zip(&chart.labels).filter(|(_, &l)| usize::from(l) == class).peekable();
         if members.peek().is_none() {
             continue;
         }
-        let _ = writeln!(
-            body,
-            r#"<g class="markers" data-class="{class}" fill="{}" fill-opacity="0.7">"#,
-            hex(class_colour(class))
-        );
+        let _ =
+            writeln!(body, r#"<g class="markers" data-class="{class}" fill="{}" fill-opacity="0.7">"#, hex(class_colour(class)));
         for (point, _) in members {
             let (px, py) = frame.pixel(point);
-            let _ = writeln!(
-                body,
-                r#"<circle cx="{px:.1}" cy="{py:.1}" r="{MARKER_RADIUS}"/>"#
-            );
+            let _ = writeln!(body, r#"<circle cx="{px:.1}" cy="{py:.1}" r="{MARKER_RADIUS}"/>"#);
         }
         body.push_str("</g>\n");
     }
-    for (kind, dash, outlines) in [
-        ("hull", "", &chart.hulls),
-        ("ellipse", r#" stroke-dasharray="6 3""#, &chart.ellipses),
-    ] {
+    for (kind, dash, outlines) in [("hull", "", &chart.hulls), ("ellipse", r#" stroke-dasharray="6 3""#, &chart.ellipses)] {
         let Some(outlines) = outlines else { continue };
         for (class, outline) in outlines.iter().enumerate().filter(|(_, o)| !o.is_empty()) {
             let vertices: Vec<String> = outline
@@ -341,10 +289,7 @@ mod tests {
         let svg = scatter_svg(&chart).expect("chart");
         assert_eq!(svg.matches(r#"<polygon class="hull""#).count(), 1);
         assert!(svg.contains(r#"<polygon class="hull" data-class="3" points="#));
-        assert!(svg.contains(&format!(
-            r#"stroke="{}" stroke-width="1.5"/>"#,
-            hex(CLASS_PALETTE[3])
-        )));
+        assert!(svg.contains(&format!(r#"stroke="{}" stroke-width="1.5"/>"#, hex(CLASS_PALETTE[3]))));
         assert_eq!(svg.matches(r#"<polygon class="ellipse""#).count(), 2);
         assert_eq!(svg.matches("stroke-dasharray").count(), 2);
     }
@@ -355,10 +300,7 @@ mod tests {
         chart.ellipses = Some(vec![vec![[100.0, 100.0], [101.0, 100.0], [100.0, 101.0]]]);
         let svg = scatter_svg(&chart).expect("chart");
         // Every drawn coordinate lies inside the 720 × 560 canvas.
-        for number in svg
-            .split(['"', ' ', ','])
-            .filter_map(|t| t.parse::<f64>().ok())
-        {
+        for number in svg.split(['"', ' ', ',']).filter_map(|t| t.parse::<f64>().ok()) {
             assert!((-1.0..=720.0).contains(&number), "{number}");
         }
     }
@@ -368,32 +310,19 @@ mod tests {
         let mut short = chart(2);
         short.labels.pop();
         let message = scatter_svg(&short).expect_err("mismatch").to_string();
-        assert!(
-            message.contains("t-SNE of the raw test images")
-                && message.contains("20 points but 19 labels"),
-            "{message}"
-        );
+        assert!(message.contains("t-SNE of the raw test images") && message.contains("20 points but 19 labels"), "{message}");
 
         let mut unnamed = chart(2);
         unnamed.class_names.truncate(9);
-        assert!(scatter_svg(&unnamed)
-            .expect_err("label 9")
-            .to_string()
-            .contains("label 9"));
+        assert!(scatter_svg(&unnamed).expect_err("label 9").to_string().contains("label 9"));
 
         let mut nan = chart(2);
         nan.points[4][1] = f64::NAN;
-        assert!(scatter_svg(&nan)
-            .expect_err("nan")
-            .to_string()
-            .contains("point 4"));
+        assert!(scatter_svg(&nan).expect_err("nan").to_string().contains("point 4"));
 
         let mut empty = chart(0);
         empty.labels.clear();
-        assert!(scatter_svg(&empty)
-            .expect_err("empty")
-            .to_string()
-            .contains("no points"));
+        assert!(scatter_svg(&empty).expect_err("empty").to_string().contains("no points"));
 
         let mut too_many = chart(1);
         too_many.hulls = Some(vec![Vec::new(); 11]);
@@ -402,17 +331,8 @@ mod tests {
 
     #[test]
     fn a_single_point_is_drawn() {
-        let chart = ScatterChart {
-            points: vec![[3.0, 3.0]],
-            labels: vec![0],
-            class_names: vec!["only".to_string()],
-            ..chart(0)
-        };
+        let chart = ScatterChart { points: vec![[3.0, 3.0]], labels: vec![0], class_names: vec!["only".to_string()], ..chart(0) };
         let svg = scatter_svg(&chart).expect("chart");
-        assert_eq!(
-            svg.matches("<circle").count(),
-            2,
-            "the marker and its legend swatch"
-        );
+        assert_eq!(svg.matches("<circle").count(), 2, "the marker and its legend swatch");
     }
 }

@@ -70,13 +70,8 @@ pub fn render_run(input: &RenderInput<'_>, templates: &Path) -> Result<Vec<PathB
         generated_at: generated_at.clone(),
     };
     renderer.render_page(&run_page, input.out_dir)?;
-    let index = SiteIndex {
-        title: "nnlab reports".into(),
-        profile,
-        generated_at,
-        entries,
-        manifest_href: Some("run.html".into()),
-    };
+    let index =
+        SiteIndex { title: "nnlab reports".into(), profile, generated_at, entries, manifest_href: Some("run.html".into()) };
     renderer.render_index(&index, input.out_dir)?;
     written.push(input.out_dir.join("index.html"));
     Ok(written)

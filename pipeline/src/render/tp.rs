@@ -37,19 +37,28 @@ pub fn page(input: &RenderInput<'_>) -> Result<BuiltPage> {
     let mlp_replicates: Vec<Value> = {
         let acc = tables.replicate_values(&mlp.id, "test_acc")?;
         let loss = tables.replicate_values(&mlp.id, "test_loss")?;
-        acc.iter().zip(&loss).enumerate().map(|(i, (a, l))| json!({ "replicate": i + 1, "test_acc": a, "test_loss": l })).collect()
+        acc.iter()
+            .zip(&loss)
+            .enumerate()
+            .map(|(i, (a, l))| json!({ "replicate": i + 1, "test_acc": a, "test_loss": l }))
+            .collect()
     };
     let extra_params = params(mlp)? - params(logreg)?;
     let error_drop_pp = (mlp_acc.mean - logreg_acc.mean) * 100.0;
     // Every replicate trains on the same slice, so the first one's count stands for all.
-    let cnn_train_samples = *tables.replicate_values(&cnn.id, "train_samples")?.first().context("tp.cnn has no finished replicate")? as usize;
+    let cnn_train_samples =
+        *tables.replicate_values(&cnn.id, "train_samples")?.first().context("tp.cnn has no finished replicate")? as usize;
     let cnn_steps = cnn_train_samples.div_ceil(cnn.train.batch_size) * tables.curve(&cnn.id, "acc")?.len();
 
     let separation = input.separation.context("this run holds no separation tables: its analysis stage did not run")?;
     let projections = projections_of(input.run_dir)?;
     let figures_dir = input.out_dir.join("figures");
     std::fs::create_dir_all(&figures_dir)?;
-    let representations = [(RAW, "raw pixels".to_string()), (mlp.id.as_str(), format!("{} hidden layer", mlp.id)), (cnn.id.as_str(), format!("{} hidden layer", cnn.id))];
+    let representations = [
+        (RAW, "raw pixels".to_string()),
+        (mlp.id.as_str(), format!("{} hidden layer", mlp.id)),
+        (cnn.id.as_str(), format!("{} hidden layer", cnn.id)),
+    ];
 
     let mut rows = Vec::new();
     let mut scatter = Vec::new();
@@ -133,7 +142,12 @@ fn projections_of(run_dir: &Path) -> Result<Vec<ProjectionJob>> {
 }
 
 /// The projection of the first replicate (the one the figures show).
-fn first_replicate(run_dir: &Path, projections: &[ProjectionJob], representation: &str, method: Method) -> Result<ProjectionResult> {
+fn first_replicate(
+    run_dir: &Path,
+    projections: &[ProjectionJob],
+    representation: &str,
+    method: Method,
+) -> Result<ProjectionResult> {
     let job = projections
         .iter()
         .filter(|p| p.spec.representation == representation && p.spec.method == method)
@@ -145,7 +159,9 @@ fn first_replicate(run_dir: &Path, projections: &[ProjectionJob], representation
 /// The run's settings of the analysis, for the report's method section.
 fn analysis_json(config: &AnalysisConfig, projections: &[ProjectionJob], separation: &SeparationTables) -> Result<Value> {
     let Some(tsne) = projections.iter().find_map(|p| p.spec.tsne.clone()) else { bail!("no t-SNE projection was planned") };
-    let count = |representation: &str, method: Method| projections.iter().filter(|p| p.spec.representation == representation && p.spec.method == method).count();
+    let count = |representation: &str, method: Method| {
+        projections.iter().filter(|p| p.spec.representation == representation && p.spec.method == method).count()
+    };
     let points = separation.stat(RAW, Method::Pca.name(), "nh")?;
     Ok(json!({
         "k": config.k,
@@ -192,7 +208,11 @@ fn ordering(separation: &SeparationTables, candidates: &[(&str, Method)]) -> Res
         let values: Vec<f64> = candidates.iter().map(|c| mean(c, metric)).collect::<Result<_>>()?;
         order.sort_by(|&a, &b| {
             let cmp = values[a].total_cmp(&values[b]);
-            if higher_better { cmp.reverse() } else { cmp }
+            if higher_better {
+                cmp.reverse()
+            } else {
+                cmp
+            }
         });
         Ok(order)
     };
@@ -277,7 +297,13 @@ fn scatter_figures(result: &ProjectionResult, title: &str, dir: &Path) -> Result
 }
 
 /// Mean ± std neighbourhood hit over k, one series per representation and method.
-fn nh_curve_figure(separation: &SeparationTables, representations: &[(&str, String)], methods: &[Method], file: &str, dir: &Path) -> Result<String> {
+fn nh_curve_figure(
+    separation: &SeparationTables,
+    representations: &[(&str, String)],
+    methods: &[Method],
+    file: &str,
+    dir: &Path,
+) -> Result<String> {
     let mut series = Vec::new();
     for (representation, title) in representations {
         for &method in methods {

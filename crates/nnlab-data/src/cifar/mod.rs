@@ -28,18 +28,8 @@ pub const TRAIN_BATCHES: [&str; 5] = [
 /// The test batch inside the archive.
 pub const TEST_BATCH: &str = "cifar-10-batches-bin/test_batch.bin";
 /// The name of each class, indexed by label, as `batches.meta.txt` lists them.
-pub const CLASS_NAMES: [&str; CLASS_COUNT] = [
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-];
+pub const CLASS_NAMES: [&str; CLASS_COUNT] =
+    ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
 
 /// The whole of CIFAR-10 in memory: images HWC (32, 32, 3) as bytes 0-255, labels 0-9.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,14 +59,11 @@ impl Cifar10 {
         // Checked before locating, so a manifest that cannot verify the batches never starts a download.
         let Verification::Members(members) = &entry.verification else {
             return Err(invalid(
-                "needs a `members` table listing the batch files, because mirrors repack the archive"
-                    .to_string(),
+                "needs a `members` table listing the batch files, because mirrors repack the archive".to_string(),
             ));
         };
         if let Some(member) = unlisted_batch(members) {
-            return Err(invalid(format!(
-                "table `members` lacks `{member}`, which the CIFAR-10 reader needs"
-            )));
+            return Err(invalid(format!("table `members` lacks `{member}`, which the CIFAR-10 reader needs")));
         }
         let path = fetcher.locate(entry)?;
         Self::from_archive(&path, members)
@@ -85,17 +72,12 @@ impl Cifar10 {
     /// Reads the archive at `path`, checking every member in `members` (path inside the archive →
     /// size and SHA-256) as it streams; the listing must cover the six batch files. The number of
     /// records per batch follows from its listed size, so small test archives read the same way.
-    pub fn from_archive(
-        path: impl AsRef<Path>,
-        members: &BTreeMap<String, Digest>,
-    ) -> Result<Self, DataError> {
+    pub fn from_archive(path: impl AsRef<Path>, members: &BTreeMap<String, Digest>) -> Result<Self, DataError> {
         let path = path.as_ref();
         if let Some(member) = unlisted_batch(members) {
             return Err(DataError::Archive {
                 path: path.to_path_buf(),
-                problem: ArchiveProblem::UnlistedMember {
-                    member: member.to_string(),
-                },
+                problem: ArchiveProblem::UnlistedMember { member: member.to_string() },
             });
         }
         let content_error = |member: &str, detail: String| DataError::ArchiveContent {
@@ -110,26 +92,11 @@ impl Cifar10 {
         let mut train_count = 0;
         for member in TRAIN_BATCHES {
             let count = record_count(&members[member]).map_err(|d| content_error(member, d))?;
-            slots.insert(
-                member,
-                Slot {
-                    test: false,
-                    first: train_count,
-                    count,
-                },
-            );
+            slots.insert(member, Slot { test: false, first: train_count, count });
             train_count += count;
         }
-        let test_count =
-            record_count(&members[TEST_BATCH]).map_err(|d| content_error(TEST_BATCH, d))?;
-        slots.insert(
-            TEST_BATCH,
-            Slot {
-                test: true,
-                first: 0,
-                count: test_count,
-            },
-        );
+        let test_count = record_count(&members[TEST_BATCH]).map_err(|d| content_error(TEST_BATCH, d))?;
+        slots.insert(TEST_BATCH, Slot { test: true, first: 0, count: test_count });
 
         let mut train = Split::new(train_count);
         let mut test = Split::new(test_count);
@@ -148,12 +115,7 @@ impl Cifar10 {
             .map_err(|detail| content_error(member, detail))
         })?;
 
-        Ok(Self {
-            train: train.images,
-            train_labels: train.labels,
-            test: test.images,
-            test_labels: test.labels,
-        })
+        Ok(Self { train: train.images, train_labels: train.labels, test: test.images, test_labels: test.labels })
     }
 }
 
@@ -180,10 +142,7 @@ impl Split {
 
 /// The first batch file the listing gives no size and checksum for.
 fn unlisted_batch(members: &BTreeMap<String, Digest>) -> Option<&'static str> {
-    TRAIN_BATCHES
-        .into_iter()
-        .chain([TEST_BATCH])
-        .find(|member| !members.contains_key(*member))
+    TRAIN_BATCHES.into_iter().chain([TEST_BATCH]).find(|member| !members.contains_key(*member))
 }
 
 /// How many records a batch of the listed size holds.
@@ -218,10 +177,7 @@ mod tests {
     /// The members of a toy archive, in the published archive's order (sorted by name). Image `i`
     /// of the training set holds `value(i, ..)`, test image `i` holds `value(100 + i, ..)`.
     fn toy_members() -> Vec<(String, Vec<u8>)> {
-        let mut members = vec![(
-            "cifar-10-batches-bin/batches.meta.txt".to_string(),
-            CLASS_NAMES.join("\n").into_bytes(),
-        )];
+        let mut members = vec![("cifar-10-batches-bin/batches.meta.txt".to_string(), CLASS_NAMES.join("\n").into_bytes())];
         for (index, (member, labels)) in TRAIN_BATCHES.iter().zip(TOY_TRAIN_LABELS).enumerate() {
             members.push((member.to_string(), batch(&labels, 2 * index)));
         }
@@ -230,10 +186,7 @@ mod tests {
     }
 
     fn borrowed(members: &[(String, Vec<u8>)]) -> Vec<(&str, &[u8])> {
-        members
-            .iter()
-            .map(|(name, bytes)| (name.as_str(), bytes.as_slice()))
-            .collect()
+        members.iter().map(|(name, bytes)| (name.as_str(), bytes.as_slice())).collect()
     }
 
     /// Writes an archive of `in_archive` and reads it against the listing of `listed`.
@@ -248,10 +201,7 @@ mod tests {
         (dir, path, result)
     }
 
-    fn toy_error(
-        in_archive: &[(String, Vec<u8>)],
-        listed: &[(String, Vec<u8>)],
-    ) -> (PathBuf, String) {
+    fn toy_error(in_archive: &[(String, Vec<u8>)], listed: &[(String, Vec<u8>)]) -> (PathBuf, String) {
         let (_dir, path, result) = read_toy(in_archive, listed);
         let message = result.unwrap_err().to_string();
         assert!(!message.contains('\n'), "{message}");
@@ -269,19 +219,11 @@ mod tests {
     #[test]
     fn loads_real_cifar10_from_the_mirror() {
         let cache = tempfile::tempdir().unwrap();
-        let fetcher = Fetcher {
-            data_dir: cache.path().to_path_buf(),
-            mirror: Some(test_mirror()),
-            downloads: false,
-        };
-        let manifest =
-            Manifest::load(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/manifest.toml"))
-                .unwrap();
+        let fetcher = Fetcher { data_dir: cache.path().to_path_buf(), mirror: Some(test_mirror()), downloads: false };
+        let manifest = Manifest::load(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/manifest.toml")).unwrap();
         // The committed listing holds each batch to its published size: 10000 whole records.
         let entry = manifest.file(DATASET, ARCHIVE).unwrap();
-        let Verification::Members(members) = &entry.verification else {
-            panic!("the cifar10 entry needs members")
-        };
+        let Verification::Members(members) = &entry.verification else { panic!("the cifar10 entry needs members") };
         for batch in TRAIN_BATCHES.into_iter().chain([TEST_BATCH]) {
             assert_eq!(members[batch].size, 10000 * RECORD_LEN as u64, "{batch}");
         }
@@ -294,10 +236,7 @@ mod tests {
         assert_eq!(shape(&cifar.train), (50000, 32, 32, 3));
         assert_eq!(shape(&cifar.test), (10000, 32, 32, 3));
         assert_eq!(cifar.train.pixels.len(), 50000 * 3072);
-        assert_eq!(
-            (cifar.train_labels.len(), cifar.test_labels.len()),
-            (50000, 10000)
-        );
+        assert_eq!((cifar.train_labels.len(), cifar.test_labels.len()), (50000, 10000));
         assert_eq!(CLASS_NAMES[usize::from(cifar.train_labels[0])], "frog");
         assert_eq!(CLASS_NAMES[usize::from(cifar.test_labels[0])], "cat");
 
@@ -317,21 +256,12 @@ mod tests {
         let path = root.path().join(DATASET).join(ARCHIVE);
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         fs::write(&path, tar_gz(&borrowed(&members))).unwrap();
-        let mut text = format!(
-            "[[file]]\ndataset = \"{DATASET}\"\nname = \"{ARCHIVE}\"\nurls = []\n[file.members]\n"
-        );
+        let mut text = format!("[[file]]\ndataset = \"{DATASET}\"\nname = \"{ARCHIVE}\"\nurls = []\n[file.members]\n");
         for (name, digest) in listing(&borrowed(&members)) {
-            text.push_str(&format!(
-                "\"{name}\" = {{ size = {}, sha256 = \"{}\" }}\n",
-                digest.size, digest.sha256
-            ));
+            text.push_str(&format!("\"{name}\" = {{ size = {}, sha256 = \"{}\" }}\n", digest.size, digest.sha256));
         }
         let manifest = Manifest::parse(&text, root.path().join("manifest.toml")).unwrap();
-        let fetcher = Fetcher {
-            data_dir: root.path().join("cache"),
-            mirror: Some(root.path().to_path_buf()),
-            downloads: false,
-        };
+        let fetcher = Fetcher { data_dir: root.path().join("cache"), mirror: Some(root.path().to_path_buf()), downloads: false };
         let cifar = Cifar10::load(&fetcher, &manifest).unwrap();
 
         assert_eq!(cifar.train_labels, TOY_TRAIN_LABELS.concat());
@@ -341,17 +271,10 @@ mod tests {
         // Training image 7 is the second of data_batch_4. At row 3, column 30 it holds the bytes
         // the file keeps at position 3 * 32 + 30 of its red, green and blue planes.
         let position = 3 * IMAGE_SIDE + 30;
-        let rgb = [
-            value(7, 0, position),
-            value(7, 1, position),
-            value(7, 2, position),
-        ];
+        let rgb = [value(7, 0, position), value(7, 1, position), value(7, 2, position)];
         assert_eq!(cifar.train.pixel(7, 3, 30), rgb);
         assert_eq!(cifar.train.image(7)[(3 * 32 + 30) * 3..][..3], rgb);
-        assert_eq!(
-            cifar.test.pixel(2, 0, 1),
-            [value(102, 0, 1), value(102, 1, 1), value(102, 2, 1)]
-        );
+        assert_eq!(cifar.test.pixel(2, 0, 1), [value(102, 0, 1), value(102, 1, 1), value(102, 2, 1)]);
     }
 
     #[test]
@@ -361,20 +284,13 @@ mod tests {
         let (_dir, _path, result) = read_toy(&shuffled, &toy_members());
         let cifar = result.unwrap();
         assert_eq!(cifar.train_labels, TOY_TRAIN_LABELS.concat());
-        assert_eq!(
-            cifar.train.pixel(0, 0, 0),
-            [value(0, 0, 0), value(0, 1, 0), value(0, 2, 0)]
-        );
+        assert_eq!(cifar.train.pixel(0, 0, 0), [value(0, 0, 0), value(0, 1, 0), value(0, 2, 0)]);
     }
 
     #[test]
     fn missing_member_is_an_error() {
         let members = toy_members();
-        let without_test: Vec<_> = members
-            .iter()
-            .filter(|(n, _)| n != TEST_BATCH)
-            .cloned()
-            .collect();
+        let without_test: Vec<_> = members.iter().filter(|(n, _)| n != TEST_BATCH).cloned().collect();
         let (path, message) = toy_error(&without_test, &members);
         let expected = &listing(&borrowed(&members))[TEST_BATCH];
         assert_eq!(
@@ -395,21 +311,8 @@ mod tests {
         member_mut(&mut in_archive, TRAIN_BATCHES[2])[100] ^= 1;
         let (path, message) = toy_error(&in_archive, &listed);
         let expected = &listing(&borrowed(&listed))[TRAIN_BATCHES[2]];
-        assert!(
-            message.starts_with(&format!(
-                "{}: member {} has sha256 ",
-                path.display(),
-                TRAIN_BATCHES[2]
-            )),
-            "{message}"
-        );
-        assert!(
-            message.ends_with(&format!(
-                ", expected {} bytes with sha256 {}",
-                expected.size, expected.sha256
-            )),
-            "{message}"
-        );
+        assert!(message.starts_with(&format!("{}: member {} has sha256 ", path.display(), TRAIN_BATCHES[2])), "{message}");
+        assert!(message.ends_with(&format!(", expected {} bytes with sha256 {}", expected.size, expected.sha256)), "{message}");
     }
 
     #[test]
@@ -419,20 +322,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(ARCHIVE);
         fs::write(&path, &gz[..gz.len() * 2 / 3]).unwrap();
-        let message = Cifar10::from_archive(&path, &listing(&borrowed(&members)))
-            .unwrap_err()
-            .to_string();
+        let message = Cifar10::from_archive(&path, &listing(&borrowed(&members))).unwrap_err().to_string();
         assert!(
-            message.starts_with(&format!(
-                "{}: gzip or tar data is corrupt or cut off in member ",
-                path.display()
-            )),
+            message.starts_with(&format!("{}: gzip or tar data is corrupt or cut off in member ", path.display())),
             "{message}"
         );
-        assert!(
-            message.ends_with("expected a complete .tar.gz archive"),
-            "{message}"
-        );
+        assert!(message.ends_with("expected a complete .tar.gz archive"), "{message}");
     }
 
     #[test]
@@ -441,13 +336,7 @@ mod tests {
         // The label byte of the second record of the test batch.
         member_mut(&mut members, TEST_BATCH)[RECORD_LEN] = 10;
         let (path, message) = toy_error(&members, &members);
-        assert_eq!(
-            message,
-            format!(
-                "{}: member {TEST_BATCH}: record 1 has label 10, expected 0-9",
-                path.display()
-            )
-        );
+        assert_eq!(message, format!("{}: member {TEST_BATCH}: record 1 has label 10, expected 0-9", path.display()));
     }
 
     #[test]
@@ -469,11 +358,7 @@ mod tests {
     #[test]
     fn a_listing_without_a_batch_cannot_verify_it() {
         let members = toy_members();
-        let listed: Vec<_> = members
-            .iter()
-            .filter(|(n, _)| n != TRAIN_BATCHES[4])
-            .cloned()
-            .collect();
+        let listed: Vec<_> = members.iter().filter(|(n, _)| n != TRAIN_BATCHES[4]).cloned().collect();
         let (path, message) = toy_error(&members, &listed);
         assert_eq!(
             message,
@@ -489,11 +374,7 @@ mod tests {
             "0".repeat(64)
         );
         let manifest = Manifest::parse(&text, "manifest.toml").unwrap();
-        let fetcher = Fetcher {
-            data_dir: "/nonexistent".into(),
-            mirror: None,
-            downloads: true,
-        };
+        let fetcher = Fetcher { data_dir: "/nonexistent".into(), mirror: None, downloads: true };
         let message = Cifar10::load(&fetcher, &manifest).unwrap_err().to_string();
         assert_eq!(
             message,

@@ -40,12 +40,7 @@ impl ColorImageSet {
 
     /// The channel values of one pixel of image `index`. Panics if out of range.
     pub fn pixel(&self, index: usize, row: usize, col: usize) -> &[u8] {
-        assert!(
-            row < self.rows && col < self.cols,
-            "pixel ({row}, {col}) outside {}x{}",
-            self.rows,
-            self.cols
-        );
+        assert!(row < self.rows && col < self.cols, "pixel ({row}, {col}) outside {}x{}", self.rows, self.cols);
         let at = (row * self.cols + col) * self.channels;
         &self.image(index)[at..at + self.channels]
     }
@@ -58,24 +53,14 @@ pub(crate) fn decode(records: &[u8], labels: &mut [u8], pixels: &mut [u8]) -> Re
     debug_assert_eq!(pixels.len(), labels.len() * IMAGE_LEN);
     let records = records.chunks_exact(RECORD_LEN);
     let images = pixels.chunks_exact_mut(IMAGE_LEN);
-    for (index, ((record, label), image)) in records.zip(labels.iter_mut()).zip(images).enumerate()
-    {
+    for (index, ((record, label), image)) in records.zip(labels.iter_mut()).zip(images).enumerate() {
         if usize::from(record[0]) >= CLASS_COUNT {
-            return Err(format!(
-                "record {index} has label {}, expected 0-{}",
-                record[0],
-                CLASS_COUNT - 1
-            ));
+            return Err(format!("record {index} has label {}, expected 0-{}", record[0], CLASS_COUNT - 1));
         }
         *label = record[0];
         let (red, rest) = record[1..].split_at(PLANE_LEN);
         let (green, blue) = rest.split_at(PLANE_LEN);
-        for (((pixel, &r), &g), &b) in image
-            .chunks_exact_mut(CHANNELS)
-            .zip(red)
-            .zip(green)
-            .zip(blue)
-        {
+        for (((pixel, &r), &g), &b) in image.chunks_exact_mut(CHANNELS).zip(red).zip(green).zip(blue) {
             pixel.copy_from_slice(&[r, g, b]);
         }
     }
@@ -120,28 +105,12 @@ mod tests {
         decode(&records, &mut labels, &mut pixels).unwrap();
         assert_eq!(labels, [4, 9]);
 
-        let set = ColorImageSet {
-            count: 2,
-            rows: IMAGE_SIDE,
-            cols: IMAGE_SIDE,
-            channels: CHANNELS,
-            pixels,
-        };
+        let set = ColorImageSet { count: 2, rows: IMAGE_SIDE, cols: IMAGE_SIDE, channels: CHANNELS, pixels };
         // Row 2, column 5 of image 1: plane position 2 * 32 + 5 in the file.
         let position = 2 * IMAGE_SIDE + 5;
-        assert_eq!(
-            set.pixel(1, 2, 5),
-            [
-                value(1, 0, position),
-                value(1, 1, position),
-                value(1, 2, position)
-            ]
-        );
+        assert_eq!(set.pixel(1, 2, 5), [value(1, 0, position), value(1, 1, position), value(1, 2, position)]);
         let hwc_at = (2 * IMAGE_SIDE + 5) * CHANNELS;
-        assert_eq!(
-            set.image(1)[hwc_at + 2],
-            records[RECORD_LEN + 1 + 2 * PLANE_LEN + position]
-        );
+        assert_eq!(set.image(1)[hwc_at + 2], records[RECORD_LEN + 1 + 2 * PLANE_LEN + position]);
     }
 
     #[test]
@@ -149,9 +118,6 @@ mod tests {
         let records = batch(&[1, 2, 10], 0);
         let mut labels = [0u8; 3];
         let mut pixels = vec![0u8; 3 * IMAGE_LEN];
-        assert_eq!(
-            decode(&records, &mut labels, &mut pixels).unwrap_err(),
-            "record 2 has label 10, expected 0-9"
-        );
+        assert_eq!(decode(&records, &mut labels, &mut pixels).unwrap_err(), "record 2 has label 10, expected 0-9");
     }
 }

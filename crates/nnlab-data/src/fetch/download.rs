@@ -15,47 +15,28 @@ use crate::DataError;
 /// Downloads `url` to `destination`. The bytes go to a temporary file beside it, which is renamed
 /// only once the download is complete and matches `verification` (for an archive checked by its
 /// members: once every listed member has matched); on any failure it is removed.
-pub(crate) fn download(
-    url: &str,
-    destination: &Path,
-    verification: &Verification,
-) -> Result<(), LookupFailure> {
-    let failed =
-        |what: &str, err: &dyn std::fmt::Display| LookupFailure::Download(format!("{what}: {err}"));
+pub(crate) fn download(url: &str, destination: &Path, verification: &Verification) -> Result<(), LookupFailure> {
+    let failed = |what: &str, err: &dyn std::fmt::Display| LookupFailure::Download(format!("{what}: {err}"));
     eprintln!("nnlab-data: downloading {url}");
-    let response = agent()
-        .get(url)
-        .call()
-        .map_err(|err| LookupFailure::Download(err.to_string()))?;
+    let response = agent().get(url).call().map_err(|err| LookupFailure::Download(err.to_string()))?;
     let body = response.into_body().into_reader();
-    let mut partial = PartialFile::create(destination).map_err(|err| {
-        failed(
-            &format!(
-                "cannot create a temporary file beside {}",
-                destination.display()
-            ),
-            &err,
-        )
-    })?;
+    let mut partial = PartialFile::create(destination)
+        .map_err(|err| failed(&format!("cannot create a temporary file beside {}", destination.display()), &err))?;
     // Reading one byte past the expected size is enough to tell a wrong file, without reading all of it.
     let limit = match verification {
         Verification::WholeFile(expected) => expected.size + 1,
         Verification::Members(_) => u64::MAX,
     };
-    let found = copy_hashing(body, partial.file_mut(), limit)
-        .map_err(|err| failed("transfer failed", &err))?;
+    let found = copy_hashing(body, partial.file_mut(), limit).map_err(|err| failed("transfer failed", &err))?;
     match verification {
         Verification::WholeFile(expected) => check_digest(&found, expected)?,
         // A cached archive is later trusted to exist only, so nothing unverified may get there.
-        Verification::Members(members) => archive::verify_members(partial.path(), members)
-            .map_err(|err| match err {
-                DataError::Archive { problem, .. } => LookupFailure::Archive(problem),
-                other => failed("cannot read the download back", &other),
-            })?,
+        Verification::Members(members) => archive::verify_members(partial.path(), members).map_err(|err| match err {
+            DataError::Archive { problem, .. } => LookupFailure::Archive(problem),
+            other => failed("cannot read the download back", &other),
+        })?,
     }
-    partial
-        .persist(destination)
-        .map_err(|err| failed(&format!("cannot store {}", destination.display()), &err))
+    partial.persist(destination).map_err(|err| failed(&format!("cannot store {}", destination.display()), &err))
 }
 
 fn agent() -> ureq::Agent {
@@ -83,30 +64,14 @@ impl PartialFile {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let folder = destination.parent().unwrap_or(Path::new("."));
         fs::create_dir_all(folder)?;
-        let name = destination
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy();
+        let name = destination.file_name().unwrap_or_default().to_string_lossy();
         // Process id, counter and clock keep concurrent fetches (threads, or machines sharing the
         // cache folder) from writing into the same temporary file.
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let unique = format!(
-            "{}-{}-{nanos}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        let unique = format!("{}-{}-{nanos}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
         let path = folder.join(format!(".{name}.{unique}.part"));
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)?;
-        Ok(Self {
-            path,
-            file: Some(file),
-            persisted: false,
-        })
+        let file = OpenOptions::new().write(true).create_new(true).open(&path)?;
+        Ok(Self { path, file: Some(file), persisted: false })
     }
 
     fn path(&self) -> &Path {
@@ -114,9 +79,7 @@ impl PartialFile {
     }
 
     fn file_mut(&mut self) -> &mut File {
-        self.file
-            .as_mut()
-            .expect("a partial file is open until persisted or dropped")
+        self.file.as_mut().expect("a partial file is open until persisted or dropped")
     }
 
     /// Flushes the bytes to disk, then gives them their final name.

@@ -31,25 +31,13 @@ pub struct Fetcher {
 impl Fetcher {
     /// A fetcher for the cache `data_dir`, configured by [`MIRROR_VAR`] and [`OFFLINE_VAR`].
     pub fn from_env(data_dir: impl Into<PathBuf>) -> Self {
-        Self::from_settings(
-            data_dir.into(),
-            std::env::var_os(MIRROR_VAR),
-            std::env::var_os(OFFLINE_VAR),
-        )
+        Self::from_settings(data_dir.into(), std::env::var_os(MIRROR_VAR), std::env::var_os(OFFLINE_VAR))
     }
 
-    fn from_settings(
-        data_dir: PathBuf,
-        mirror: Option<OsString>,
-        offline: Option<OsString>,
-    ) -> Self {
+    fn from_settings(data_dir: PathBuf, mirror: Option<OsString>, offline: Option<OsString>) -> Self {
         let mirror = mirror.filter(|m| !m.is_empty()).map(PathBuf::from);
         let offline = offline.is_some_and(|v| !v.is_empty() && v != "0");
-        Self {
-            data_dir,
-            mirror,
-            downloads: !offline,
-        }
+        Self { data_dir, mirror, downloads: !offline }
     }
 
     /// Where `entry` is, or will be, kept in the cache.
@@ -78,10 +66,7 @@ impl Fetcher {
                 ) {
                     discard(&cached, &failure);
                 }
-                attempts.push(Attempt {
-                    place: cached.display().to_string(),
-                    failure,
-                });
+                attempts.push(Attempt { place: cached.display().to_string(), failure });
             }
         }
 
@@ -90,10 +75,7 @@ impl Fetcher {
                 let mirrored = mirror.join(&entry.dataset).join(&entry.name);
                 match verify::check_file(&mirrored, &entry.verification) {
                     Ok(()) => return Ok(mirrored),
-                    Err(failure) => attempts.push(Attempt {
-                        place: mirrored.display().to_string(),
-                        failure,
-                    }),
+                    Err(failure) => attempts.push(Attempt { place: mirrored.display().to_string(), failure }),
                 }
             }
             None => attempts.push(Attempt {
@@ -103,42 +85,27 @@ impl Fetcher {
         }
 
         if !self.downloads {
-            attempts.push(Attempt {
-                place: "download".to_string(),
-                failure: LookupFailure::Skipped("disabled by NNLAB_OFFLINE"),
-            });
+            attempts
+                .push(Attempt { place: "download".to_string(), failure: LookupFailure::Skipped("disabled by NNLAB_OFFLINE") });
         } else if entry.urls.is_empty() {
-            attempts.push(Attempt {
-                place: "download".to_string(),
-                failure: LookupFailure::Skipped("the manifest lists no URL"),
-            });
+            attempts
+                .push(Attempt { place: "download".to_string(), failure: LookupFailure::Skipped("the manifest lists no URL") });
         } else {
             for url in &entry.urls {
                 match download::download(url, &cached, &entry.verification) {
                     Ok(()) => return Ok(cached),
-                    Err(failure) => attempts.push(Attempt {
-                        place: url.clone(),
-                        failure,
-                    }),
+                    Err(failure) => attempts.push(Attempt { place: url.clone(), failure }),
                 }
             }
         }
 
-        Err(DataError::NotFound {
-            file: entry.key(),
-            attempts,
-            expected: entry.verification.to_string(),
-        })
+        Err(DataError::NotFound { file: entry.key(), attempts, expected: entry.verification.to_string() })
     }
 
     /// Locates every file of `dataset`, in manifest order; the first file that cannot be found
     /// ends the search with its error.
     pub fn fetch_all(&self, manifest: &Manifest, dataset: &str) -> Result<Vec<PathBuf>, DataError> {
-        manifest
-            .dataset(dataset)?
-            .into_iter()
-            .map(|entry| self.locate(entry))
-            .collect()
+        manifest.dataset(dataset)?.into_iter().map(|entry| self.locate(entry)).collect()
     }
 }
 
@@ -146,10 +113,7 @@ impl Fetcher {
 fn discard(path: &Path, failure: &LookupFailure) {
     match fs::remove_file(path) {
         Ok(()) => eprintln!("nnlab-data: removed {} ({failure})", path.display()),
-        Err(err) => eprintln!(
-            "nnlab-data: could not remove {} ({failure}): {err}",
-            path.display()
-        ),
+        Err(err) => eprintln!("nnlab-data: could not remove {} ({failure}): {err}", path.display()),
     }
 }
 
@@ -168,10 +132,7 @@ mod tests {
 
     fn digest_of(content: &[u8]) -> Digest {
         let sha256 = hex::encode(Sha256::digest(content)).try_into().unwrap();
-        Digest {
-            size: content.len() as u64,
-            sha256,
-        }
+        Digest { size: content.len() as u64, sha256 }
     }
 
     fn entry_for(content: &[u8], urls: Vec<String>) -> FileEntry {
@@ -192,15 +153,9 @@ mod tests {
     impl Setup {
         fn new() -> Self {
             let root = tempfile::tempdir().unwrap();
-            let fetcher = Fetcher {
-                data_dir: root.path().join("data"),
-                mirror: Some(root.path().join("mirror")),
-                downloads: false,
-            };
-            Self {
-                _root: root,
-                fetcher,
-            }
+            let fetcher =
+                Fetcher { data_dir: root.path().join("data"), mirror: Some(root.path().join("mirror")), downloads: false };
+            Self { _root: root, fetcher }
         }
 
         fn put(&self, folder: &Path, content: &[u8]) -> PathBuf {
@@ -222,9 +177,7 @@ mod tests {
         fn cache_listing(&self) -> Vec<String> {
             let folder = self.fetcher.data_dir.join("toy");
             let mut names: Vec<String> = match fs::read_dir(folder) {
-                Ok(entries) => entries
-                    .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                    .collect(),
+                Ok(entries) => entries.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect(),
                 Err(_) => Vec::new(),
             };
             names.sort();
@@ -251,13 +204,9 @@ mod tests {
                 let (status, declared, body) = routes
                     .iter()
                     .find(|(route, ..)| *route == path)
-                    .map_or((404, 0, &[][..]), |(_, status, declared, body)| {
-                        (*status, *declared, &body[..])
-                    });
+                    .map_or((404, 0, &[][..]), |(_, status, declared, body)| (*status, *declared, &body[..]));
                 let head = format!("HTTP/1.1 {status} X\r\nContent-Length: {declared}\r\nConnection: close\r\n\r\n");
-                let _ = stream
-                    .write_all(head.as_bytes())
-                    .and_then(|()| stream.write_all(body));
+                let _ = stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(body));
             }
         });
         base
@@ -265,11 +214,7 @@ mod tests {
 
     #[test]
     fn settings_come_from_the_environment_variables() {
-        let fetcher = Fetcher::from_settings(
-            "data".into(),
-            Some("/srv/datasets".into()),
-            Some("1".into()),
-        );
+        let fetcher = Fetcher::from_settings("data".into(), Some("/srv/datasets".into()), Some("1".into()));
         assert_eq!(fetcher.mirror.as_deref(), Some(Path::new("/srv/datasets")));
         assert!(!fetcher.downloads);
 
@@ -284,20 +229,14 @@ mod tests {
         let setup = Setup::new();
         let cached = setup.put_cached(CONTENT);
         setup.put_mirrored(CONTENT);
-        assert_eq!(
-            setup.fetcher.locate(&entry_for(CONTENT, vec![])).unwrap(),
-            cached
-        );
+        assert_eq!(setup.fetcher.locate(&entry_for(CONTENT, vec![])).unwrap(), cached);
     }
 
     #[test]
     fn mirror_copy_is_used_in_place() {
         let setup = Setup::new();
         let mirrored = setup.put_mirrored(CONTENT);
-        assert_eq!(
-            setup.fetcher.locate(&entry_for(CONTENT, vec![])).unwrap(),
-            mirrored
-        );
+        assert_eq!(setup.fetcher.locate(&entry_for(CONTENT, vec![])).unwrap(), mirrored);
         assert!(setup.cache_listing().is_empty());
     }
 
@@ -308,10 +247,7 @@ mod tests {
         corrupt[0] ^= 1;
         let cached = setup.put_cached(&corrupt);
         let mirrored = setup.put_mirrored(CONTENT);
-        assert_eq!(
-            setup.fetcher.locate(&entry_for(CONTENT, vec![])).unwrap(),
-            mirrored
-        );
+        assert_eq!(setup.fetcher.locate(&entry_for(CONTENT, vec![])).unwrap(), mirrored);
         assert!(!cached.exists());
     }
 
@@ -319,19 +255,8 @@ mod tests {
     fn wrong_size_is_reported_and_removed_from_the_cache() {
         let setup = Setup::new();
         let cached = setup.put_cached(b"short");
-        let message = setup
-            .fetcher
-            .locate(&entry_for(CONTENT, vec![]))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            message.contains(&format!(
-                "{} (wrong size 5 bytes, expected {})",
-                cached.display(),
-                CONTENT.len()
-            )),
-            "{message}"
-        );
+        let message = setup.fetcher.locate(&entry_for(CONTENT, vec![])).unwrap_err().to_string();
+        assert!(message.contains(&format!("{} (wrong size 5 bytes, expected {})", cached.display(), CONTENT.len())), "{message}");
         assert!(!cached.exists());
     }
 
@@ -339,19 +264,9 @@ mod tests {
     fn sha256_mismatch_in_the_mirror_is_reported_and_left_alone() {
         let setup = Setup::new();
         let mirrored = setup.put_mirrored(&CONTENT.to_ascii_uppercase());
-        let message = setup
-            .fetcher
-            .locate(&entry_for(CONTENT, vec![]))
-            .unwrap_err()
-            .to_string();
+        let message = setup.fetcher.locate(&entry_for(CONTENT, vec![])).unwrap_err().to_string();
         let found = hex::encode(Sha256::digest(CONTENT.to_ascii_uppercase()));
-        assert!(
-            message.contains(&format!(
-                "{} (sha256 mismatch (found {found}))",
-                mirrored.display()
-            )),
-            "{message}"
-        );
+        assert!(message.contains(&format!("{} (sha256 mismatch (found {found}))", mirrored.display())), "{message}");
         assert!(mirrored.exists());
     }
 
@@ -378,11 +293,7 @@ mod tests {
             hex::encode(Sha256::digest(CONTENT)),
         );
         assert_eq!(message, expected);
-        assert!(
-            setup.cache_listing().is_empty(),
-            "left behind: {:?}",
-            setup.cache_listing()
-        );
+        assert!(setup.cache_listing().is_empty(), "left behind: {:?}", setup.cache_listing());
     }
 
     #[test]
@@ -390,20 +301,9 @@ mod tests {
         let mut setup = Setup::new();
         setup.fetcher.mirror = None;
         // Nothing listens on the discard port; with downloads off it is never contacted anyway.
-        let message = setup
-            .fetcher
-            .locate(&entry_for(
-                CONTENT,
-                vec!["http://127.0.0.1:9/toy.gz".into()],
-            ))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            message.contains(
-                "mirror (none set, see NNLAB_DATA_MIRROR); download (disabled by NNLAB_OFFLINE)"
-            ),
-            "{message}"
-        );
+        let message =
+            setup.fetcher.locate(&entry_for(CONTENT, vec!["http://127.0.0.1:9/toy.gz".into()])).unwrap_err().to_string();
+        assert!(message.contains("mirror (none set, see NNLAB_DATA_MIRROR); download (disabled by NNLAB_OFFLINE)"), "{message}");
         assert!(!message.contains("127.0.0.1"), "{message}");
     }
 
@@ -417,10 +317,7 @@ mod tests {
             ("/wrong", 200, CONTENT.len(), wrong),
             ("/good", 200, CONTENT.len(), CONTENT.to_vec()),
         ]);
-        let urls: Vec<String> = ["cut", "long", "wrong", "good"]
-            .iter()
-            .map(|r| format!("{base}/{r}"))
-            .collect();
+        let urls: Vec<String> = ["cut", "long", "wrong", "good"].iter().map(|r| format!("{base}/{r}")).collect();
         let mut setup = Setup::new();
         setup.fetcher.mirror = None;
         setup.fetcher.downloads = true;
@@ -438,10 +335,7 @@ mod tests {
         let setup = Setup::new();
         let mirrored = setup.put_mirrored(b"any repacking of the archive");
         let members = BTreeMap::from([("inner.bin".to_string(), digest_of(b"inner"))]);
-        let entry = FileEntry {
-            verification: Verification::Members(members),
-            ..entry_for(CONTENT, vec![])
-        };
+        let entry = FileEntry { verification: Verification::Members(members), ..entry_for(CONTENT, vec![]) };
         assert_eq!(setup.fetcher.locate(&entry).unwrap(), mirrored);
     }
 
@@ -456,10 +350,7 @@ mod tests {
             ("/wrong", 200, wrong.len(), wrong),
             ("/good", 200, good.len(), good.clone()),
         ]);
-        let urls: Vec<String> = ["cut", "wrong"]
-            .iter()
-            .map(|r| format!("{base}/{r}"))
-            .collect();
+        let urls: Vec<String> = ["cut", "wrong"].iter().map(|r| format!("{base}/{r}")).collect();
         let mut setup = Setup::new();
         setup.fetcher.mirror = None;
         setup.fetcher.downloads = true;
@@ -469,10 +360,7 @@ mod tests {
         };
 
         let message = setup.fetcher.locate(&entry).unwrap_err().to_string();
-        assert!(
-            message.contains(&format!("{} (download error: transfer failed: ", urls[0])),
-            "{message}"
-        );
+        assert!(message.contains(&format!("{} (download error: transfer failed: ", urls[0])), "{message}");
         assert!(
             message.contains(&format!(
                 "{} (member dir/inner.bin has sha256 {}, expected 5 bytes with sha256 {})",
@@ -482,16 +370,9 @@ mod tests {
             )),
             "{message}"
         );
-        assert!(
-            setup.cache_listing().is_empty(),
-            "left behind: {:?}",
-            setup.cache_listing()
-        );
+        assert!(setup.cache_listing().is_empty(), "left behind: {:?}", setup.cache_listing());
 
-        let entry = FileEntry {
-            urls: vec![format!("{base}/good")],
-            ..entry
-        };
+        let entry = FileEntry { urls: vec![format!("{base}/good")], ..entry };
         let path = setup.fetcher.locate(&entry).unwrap();
         assert_eq!(fs::read(&path).unwrap(), good);
         assert_eq!(setup.cache_listing(), vec!["toy.gz".to_string()]);

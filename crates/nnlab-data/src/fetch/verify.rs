@@ -17,11 +17,7 @@ pub(crate) struct StreamDigest {
 
 /// Copies at most `limit` bytes from `reader` into `sink`, hashing them on the way, so a file is
 /// read only once whether it is being checked or downloaded.
-pub(crate) fn copy_hashing(
-    reader: impl Read,
-    sink: &mut impl Write,
-    limit: u64,
-) -> io::Result<StreamDigest> {
+pub(crate) fn copy_hashing(reader: impl Read, sink: &mut impl Write, limit: u64) -> io::Result<StreamDigest> {
     let mut reader = reader.take(limit);
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 1 << 16];
@@ -37,27 +33,17 @@ pub(crate) fn copy_hashing(
         sink.write_all(&buffer[..n])?;
         len += n as u64;
     }
-    Ok(StreamDigest {
-        len,
-        sha256: hex::encode(hasher.finalize()),
-    })
+    Ok(StreamDigest { len, sha256: hex::encode(hasher.finalize()) })
 }
 
 /// Compares what was read with what the manifest expects.
 pub(crate) fn check_digest(found: &StreamDigest, expected: &Digest) -> Result<(), LookupFailure> {
     if found.len > expected.size {
-        Err(LookupFailure::LargerThanExpected {
-            expected: expected.size,
-        })
+        Err(LookupFailure::LargerThanExpected { expected: expected.size })
     } else if found.len != expected.size {
-        Err(LookupFailure::WrongSize {
-            found: found.len,
-            expected: expected.size,
-        })
+        Err(LookupFailure::WrongSize { found: found.len, expected: expected.size })
     } else if found.sha256 != expected.sha256.as_str() {
-        Err(LookupFailure::Sha256Mismatch {
-            found: found.sha256.clone(),
-        })
+        Err(LookupFailure::Sha256Mismatch { found: found.sha256.clone() })
     } else {
         Ok(())
     }
@@ -77,13 +63,9 @@ pub(crate) fn check_file(path: &Path, verification: &Verification) -> Result<(),
         return Ok(());
     };
     if metadata.len() != expected.size {
-        return Err(LookupFailure::WrongSize {
-            found: metadata.len(),
-            expected: expected.size,
-        });
+        return Err(LookupFailure::WrongSize { found: metadata.len(), expected: expected.size });
     }
     let file = File::open(path).map_err(LookupFailure::Unreadable)?;
-    let found = copy_hashing(file, &mut io::sink(), expected.size + 1)
-        .map_err(LookupFailure::Unreadable)?;
+    let found = copy_hashing(file, &mut io::sink(), expected.size + 1).map_err(LookupFailure::Unreadable)?;
     check_digest(&found, expected)
 }

@@ -42,12 +42,7 @@ impl ImageSet {
 pub fn read_images(path: impl AsRef<Path>) -> Result<ImageSet, DataError> {
     let path = path.as_ref();
     let (dims, pixels) = read_idx(path, IMAGE_DIMENSIONS)?;
-    Ok(ImageSet {
-        count: dims[0],
-        rows: dims[1],
-        cols: dims[2],
-        pixels,
-    })
+    Ok(ImageSet { count: dims[0], rows: dims[1], cols: dims[2], pixels })
 }
 
 /// Reads a gzip-compressed IDX file of digit labels (magic 2049); every label must be 0-9.
@@ -55,30 +50,17 @@ pub fn read_labels(path: impl AsRef<Path>) -> Result<Vec<u8>, DataError> {
     let path = path.as_ref();
     let (_, labels) = read_idx(path, LABEL_DIMENSIONS)?;
     if let Some((index, &value)) = labels.iter().enumerate().find(|(_, &label)| label >= 10) {
-        return Err(DataError::LabelOutOfRange {
-            path: path.to_path_buf(),
-            index,
-            value,
-        });
+        return Err(DataError::LabelOutOfRange { path: path.to_path_buf(), index, value });
     }
     Ok(labels)
 }
 
 /// Reads the whole file: its dimensions and exactly as many bytes as they declare.
 fn read_idx(path: &Path, dimensions: u8) -> Result<(Vec<usize>, Vec<u8>), DataError> {
-    let header_error = |detail: String| DataError::IdxHeader {
-        path: path.to_path_buf(),
-        detail,
-    };
-    let gzip_error = |source: io::Error| DataError::Gzip {
-        path: path.to_path_buf(),
-        source,
-    };
+    let header_error = |detail: String| DataError::IdxHeader { path: path.to_path_buf(), detail };
+    let gzip_error = |source: io::Error| DataError::Gzip { path: path.to_path_buf(), source };
 
-    let file = File::open(path).map_err(|source| DataError::Unreadable {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let file = File::open(path).map_err(|source| DataError::Unreadable { path: path.to_path_buf(), source })?;
     // Multi-member gzip is still one valid gzip file; reading all members matches `gunzip`.
     let mut stream = MultiGzDecoder::new(BufReader::new(file));
 
@@ -87,9 +69,7 @@ fn read_idx(path: &Path, dimensions: u8) -> Result<(Vec<usize>, Vec<u8>), DataEr
     let mut header = vec![0u8; header_len];
     let got = read_up_to(&mut stream, &mut header).map_err(gzip_error)?;
     if got < 4 {
-        return Err(header_error(format!(
-            "file ends after {got} bytes, inside its IDX header"
-        )));
+        return Err(header_error(format!("file ends after {got} bytes, inside its IDX header")));
     }
     let magic = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
     if header[..3] != [0, 0, UNSIGNED_BYTE] {
@@ -104,22 +84,11 @@ fn read_idx(path: &Path, dimensions: u8) -> Result<(Vec<usize>, Vec<u8>), DataEr
         )));
     }
     if got < header_len {
-        return Err(header_error(format!(
-            "file ends after {got} bytes, inside its {header_len}-byte IDX header"
-        )));
+        return Err(header_error(format!("file ends after {got} bytes, inside its {header_len}-byte IDX header")));
     }
 
-    let dims: Vec<u64> = header[4..]
-        .chunks_exact(4)
-        .map(|b| u64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]])))
-        .collect();
-    let shape = format!(
-        "dimensions {}",
-        dims.iter()
-            .map(u64::to_string)
-            .collect::<Vec<_>>()
-            .join("x")
-    );
+    let dims: Vec<u64> = header[4..].chunks_exact(4).map(|b| u64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))).collect();
+    let shape = format!("dimensions {}", dims.iter().map(u64::to_string).collect::<Vec<_>>().join("x"));
     let expected_len = dims
         .iter()
         .try_fold(1u64, |product, &dim| product.checked_mul(dim))
@@ -130,25 +99,13 @@ fn read_idx(path: &Path, dimensions: u8) -> Result<(Vec<usize>, Vec<u8>), DataEr
     let mut payload = Vec::with_capacity(expected_len.min(1 << 26) as usize);
     // One byte past the declared length tells an over-long payload; reaching the end of the stream
     // instead makes the decoder check the gzip trailer (CRC and length).
-    stream
-        .take(expected_len + 1)
-        .read_to_end(&mut payload)
-        .map_err(gzip_error)?;
+    stream.take(expected_len + 1).read_to_end(&mut payload).map_err(gzip_error)?;
     let found = payload.len() as u64;
     if found < expected_len {
-        return Err(DataError::IdxTruncated {
-            path: path.to_path_buf(),
-            found,
-            expected: expected_len,
-            shape,
-        });
+        return Err(DataError::IdxTruncated { path: path.to_path_buf(), found, expected: expected_len, shape });
     }
     if found > expected_len {
-        return Err(DataError::IdxOverlong {
-            path: path.to_path_buf(),
-            expected: expected_len,
-            shape,
-        });
+        return Err(DataError::IdxOverlong { path: path.to_path_buf(), expected: expected_len, shape });
     }
     // Each dimension fits in usize: their product does.
     Ok((dims.into_iter().map(|d| d as usize).collect(), payload))
@@ -239,54 +196,35 @@ mod tests {
     #[test]
     fn labels_read_as_images_have_the_wrong_dimensions() {
         let message = image_error(&gzip(&idx(LABELS, &[3], &[1, 2, 3])));
-        assert!(
-            message.contains("declares 1 dimensions, expected 3 (magic 2051)"),
-            "{message}"
-        );
+        assert!(message.contains("declares 1 dimensions, expected 3 (magic 2051)"), "{message}");
     }
 
     #[test]
     fn truncated_payload_is_an_error() {
         let message = image_error(&gzip(&idx(IMAGES, &[2, 2, 2], &[0; 7])));
-        assert!(
-            message.ends_with("payload is cut off: 7 bytes, expected 8 (dimensions 2x2x2)"),
-            "{message}"
-        );
+        assert!(message.ends_with("payload is cut off: 7 bytes, expected 8 (dimensions 2x2x2)"), "{message}");
     }
 
     #[test]
     fn over_long_payload_is_an_error() {
         let message = image_error(&gzip(&idx(IMAGES, &[2, 2, 2], &[0; 9])));
-        assert!(
-            message.ends_with(
-                "payload is longer than the 8 bytes its header declares (dimensions 2x2x2)"
-            ),
-            "{message}"
-        );
+        assert!(message.ends_with("payload is longer than the 8 bytes its header declares (dimensions 2x2x2)"), "{message}");
     }
 
     #[test]
     fn truncated_header_is_an_error() {
         let message = image_error(&gzip(&idx(IMAGES, &[2, 2], &[])));
-        assert!(
-            message.contains("inside its 16-byte IDX header"),
-            "{message}"
-        );
+        assert!(message.contains("inside its 16-byte IDX header"), "{message}");
     }
 
     #[test]
     fn truncated_gzip_is_an_error() {
         // Varied pixels, so the compressed stream is long enough to cut in its middle.
-        let pixels: Vec<u8> = (0..4096u32)
-            .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
-            .collect();
+        let pixels: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
         let gz = gzip(&idx(IMAGES, &[16, 16, 16], &pixels));
         for cut_at in [gz.len() / 2, gz.len() - 6] {
             let message = image_error(&gz[..cut_at]);
-            assert!(
-                message.contains("gzip data is corrupt or cut off"),
-                "cut at {cut_at}: {message}"
-            );
+            assert!(message.contains("gzip data is corrupt or cut off"), "cut at {cut_at}: {message}");
         }
     }
 
@@ -304,20 +242,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = write(&dir, &gzip(&idx(LABELS, &[4], &[1, 2, 10, 3])));
         let message = read_labels(&path).unwrap_err().to_string();
-        assert_eq!(
-            message,
-            format!("{}: label 2 is 10, expected 0-9", path.display())
-        );
+        assert_eq!(message, format!("{}: label 2 is 10, expected 0-9", path.display()));
     }
 
     #[test]
     fn missing_file_names_the_path() {
-        let message = read_labels("/nonexistent/labels.gz")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            message.starts_with("cannot read /nonexistent/labels.gz: "),
-            "{message}"
-        );
+        let message = read_labels("/nonexistent/labels.gz").unwrap_err().to_string();
+        assert!(message.starts_with("cannot read /nonexistent/labels.gz: "), "{message}");
     }
 }

@@ -31,21 +31,11 @@ impl Mnist {
     pub fn load(fetcher: &Fetcher, manifest: &Manifest) -> Result<Self, DataError> {
         let locate = |name| fetcher.locate(manifest.file(DATASET, name)?);
         // Every file is found before any is decompressed, so a missing one fails fast.
-        let paths = [
-            locate(TRAIN_IMAGES)?,
-            locate(TRAIN_LABELS)?,
-            locate(TEST_IMAGES)?,
-            locate(TEST_LABELS)?,
-        ];
+        let paths = [locate(TRAIN_IMAGES)?, locate(TRAIN_LABELS)?, locate(TEST_IMAGES)?, locate(TEST_LABELS)?];
         let [train_images, train_labels, test_images, test_labels] = paths;
         let (train, train_labels) = read_split(&train_images, &train_labels)?;
         let (test, test_labels) = read_split(&test_images, &test_labels)?;
-        Ok(Self {
-            train,
-            train_labels,
-            test,
-            test_labels,
-        })
+        Ok(Self { train, train_labels, test, test_labels })
     }
 }
 
@@ -90,24 +80,12 @@ mod tests {
     #[test]
     fn loads_real_mnist_from_the_mirror() {
         let cache = tempfile::tempdir().unwrap();
-        let fetcher = Fetcher {
-            data_dir: cache.path().to_path_buf(),
-            mirror: Some(test_mirror()),
-            downloads: false,
-        };
-        let manifest =
-            Manifest::load(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/manifest.toml"))
-                .unwrap();
+        let fetcher = Fetcher { data_dir: cache.path().to_path_buf(), mirror: Some(test_mirror()), downloads: false };
+        let manifest = Manifest::load(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/manifest.toml")).unwrap();
         let mnist = Mnist::load(&fetcher, &manifest).unwrap();
 
-        assert_eq!(
-            (mnist.train.count, mnist.train.rows, mnist.train.cols),
-            (60000, 28, 28)
-        );
-        assert_eq!(
-            (mnist.test.count, mnist.test.rows, mnist.test.cols),
-            (10000, 28, 28)
-        );
+        assert_eq!((mnist.train.count, mnist.train.rows, mnist.train.cols), (60000, 28, 28));
+        assert_eq!((mnist.test.count, mnist.test.rows, mnist.test.cols), (10000, 28, 28));
         assert_eq!(mnist.train.pixels.len(), 60000 * 784);
         assert_eq!(mnist.train_labels.len(), 60000);
         assert_eq!(mnist.test_labels.len(), 10000);
@@ -118,10 +96,7 @@ mod tests {
         for &label in &mnist.train_labels {
             class_counts[usize::from(label)] += 1;
         }
-        assert_eq!(
-            class_counts,
-            [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
-        );
+        assert_eq!(class_counts, [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]);
         // Files from the mirror are read in place, never copied into the cache.
         assert_eq!(fs::read_dir(cache.path()).unwrap().count(), 0);
     }
@@ -131,10 +106,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let files = [
             (TRAIN_IMAGES, idx(2051, &[2, 28, 28], &[255; 2 * 784])),
-            (
-                TRAIN_LABELS,
-                idx(2049, &[train_labels.len() as u32], train_labels),
-            ),
+            (TRAIN_LABELS, idx(2049, &[train_labels.len() as u32], train_labels)),
             (TEST_IMAGES, idx(2051, &[1, 28, 28], &[0; 784])),
             (TEST_LABELS, idx(2049, &[1], &[7])),
         ];
@@ -150,11 +122,7 @@ mod tests {
                 hex::encode(Sha256::digest(&gz)),
             ));
         }
-        let fetcher = Fetcher {
-            data_dir: root.path().join("cache"),
-            mirror: Some(root.path().to_path_buf()),
-            downloads: false,
-        };
+        let fetcher = Fetcher { data_dir: root.path().join("cache"), mirror: Some(root.path().to_path_buf()), downloads: false };
         let manifest = Manifest::parse(&text, root.path().join("manifest.toml")).unwrap();
         (root, fetcher, manifest)
     }

@@ -118,12 +118,23 @@ pub(super) fn conv_operands<'a>(
     if bl.shape().dims() != [g.filters] {
         candle_core::bail!("conv2d: a bias {:?} for {} filters", bl.shape(), g.filters);
     }
-    let values = [contiguous_f32(xs, xl, "conv2d input")?, contiguous_f32(ks, kl, "conv2d kernel")?, contiguous_f32(bs, bl, "conv2d bias")?];
+    let values = [
+        contiguous_f32(xs, xl, "conv2d input")?,
+        contiguous_f32(ks, kl, "conv2d kernel")?,
+        contiguous_f32(bs, bl, "conv2d bias")?,
+    ];
     Ok((g, values))
 }
 
 /// `out = act(conv(x, kernel) + bias)` for one item, through `cols` (`taps × out_positions` of scratch).
-pub(super) fn item_forward(g: &ConvGeometry, act: Pointwise, [kernel, bias]: [&[f32]; 2], x: &[f32], cols: &mut [f32], out: &mut [f32]) {
+pub(super) fn item_forward(
+    g: &ConvGeometry,
+    act: Pointwise,
+    [kernel, bias]: [&[f32]; 2],
+    x: &[f32],
+    cols: &mut [f32],
+    out: &mut [f32],
+) {
     im2col(g, x, cols);
     let kernel = Matrix::row_major(kernel, g.filters, g.taps());
     matmul(out, kernel, Matrix::row_major(cols, g.taps(), g.out_positions()), false);
@@ -146,7 +157,10 @@ pub(super) struct ConvGrads {
 impl ConvGrads {
     /// The gradients as tensors shaped like the op's operands `[x, kernel, bias]`, for those that
     /// take part in autograd.
-    pub(super) fn into_tensors(self, [x, kernel, bias]: [&Tensor; 3]) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    pub(super) fn into_tensors(
+        self,
+        [x, kernel, bias]: [&Tensor; 3],
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let device = x.device();
         let grad_x = self.input.map(|v| Tensor::from_vec(v, x.shape(), device)).transpose()?;
         let grad_k = kernel.track_op().then(|| Tensor::from_vec(self.kernel, kernel.shape(), device)).transpose()?;
@@ -190,9 +204,15 @@ pub(super) fn sum_over_chunks(
 /// All gradients from the input `x` and the kernel (contiguous), given each item's gradient with
 /// respect to the pre-activation map `z` (`F × OH·OW`), which `grad_z_of(item, grad_z)` writes;
 /// the input gradient only `with_input`.
-fn backward(g: &ConvGeometry, [x, kernel]: [&[f32]; 2], with_input: bool, grad_z_of: impl Fn(usize, &mut [f32]) + Sync) -> ConvGrads {
+fn backward(
+    g: &ConvGeometry,
+    [x, kernel]: [&[f32]; 2],
+    with_input: bool,
+    grad_z_of: impl Fn(usize, &mut [f32]) + Sync,
+) -> ConvGrads {
     let kernel_t = Matrix::row_major(kernel, g.filters, g.taps()).t();
-    let chunk_grads = |first_item, x: &[f32], grad_x: Option<&mut [f32]>| chunk_backward(g, kernel_t, x, first_item, &grad_z_of, grad_x);
+    let chunk_grads =
+        |first_item, x: &[f32], grad_x: Option<&mut [f32]>| chunk_backward(g, kernel_t, x, first_item, &grad_z_of, grad_x);
     let mut grads = sum_over_chunks(g, x, with_input, g.taps() * g.filters, chunk_grads);
     // The sums were kept transposed, `taps × filters`.
     let mut grad_k = vec![0.0f32; g.filters * g.taps()];
@@ -310,7 +330,9 @@ mod tests {
             let ours = |x: &Tensor, k: &Tensor, bias: &Tensor| conv2d_bias_act(x, k, bias, pad, act).unwrap();
             let got = output_and_grads(ours, [&x, &kernel, &bias], &weights);
             let want = output_and_grads(|x, k, bias| reference(x, k, bias, pad, act), [&x, &kernel, &bias], &weights);
-            for (name, (got, want)) in ["output", "input gradient", "kernel gradient", "bias gradient"].iter().zip(got.iter().zip(&want)) {
+            for (name, (got, want)) in
+                ["output", "input gradient", "kernel gradient", "bias gradient"].iter().zip(got.iter().zip(&want))
+            {
                 assert_close(got, want, &format!("{name}, {what}"));
             }
         }

@@ -212,7 +212,9 @@ mod tests {
         let weights = random(&mut rng, &[37, 6, 5, 4]);
         let run = |threads: usize| {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            let layer = |x: &Tensor, k: &Tensor, b: &Tensor| conv2d_bias_act_max_pool(x, k, b, [1; 4], Pointwise::Relu, [2, 2], [2, 2]).unwrap();
+            let layer = |x: &Tensor, k: &Tensor, b: &Tensor| {
+                conv2d_bias_act_max_pool(x, k, b, [1; 4], Pointwise::Relu, [2, 2], [2, 2]).unwrap()
+            };
             pool.install(|| output_and_grads(layer, [&x, &kernel, &bias], &weights, true))
         };
         let one = run(1);
@@ -236,7 +238,15 @@ mod tests {
     #[test]
     fn a_pool_larger_than_the_map_is_an_error() {
         let zeros = |dims: &[usize]| Tensor::zeros(dims, DType::F32, &Device::Cpu).unwrap();
-        let result = conv2d_bias_act_max_pool(&zeros(&[1, 1, 4, 4]), &zeros(&[2, 1, 3, 3]), &zeros(&[2]), [0; 4], Pointwise::Relu, [3, 3], [3, 3]);
+        let result = conv2d_bias_act_max_pool(
+            &zeros(&[1, 1, 4, 4]),
+            &zeros(&[2, 1, 3, 3]),
+            &zeros(&[2]),
+            [0; 4],
+            Pointwise::Relu,
+            [3, 3],
+            [3, 3],
+        );
         assert!(result.is_err());
     }
 }

@@ -234,8 +234,8 @@ mod tests {
         let (xs, ws) = (values(x), values(weights));
         let mut grad = vec![0.0f32; xs.len()];
         for (plane, y, x) in (0..b * c).flat_map(|p| (0..oh).flat_map(move |y| (0..ow).map(move |x| (p, y, x)))) {
-            let window = (0..pool[0] * pool[1])
-                .map(|k| plane * h * w + (y * strides[0] + k / pool[1]) * w + x * strides[1] + k % pool[1]);
+            let window =
+                (0..pool[0] * pool[1]).map(|k| plane * h * w + (y * strides[0] + k / pool[1]) * w + x * strides[1] + k % pool[1]);
             let at = window.reduce(|best, i| if xs[i] > xs[best] { i } else { best }).unwrap();
             grad[at] += ws[(plane * oh + y) * ow + x];
         }
@@ -272,7 +272,9 @@ mod tests {
     fn row_sweep_finds_the_same_maxima_as_the_window_search() {
         // Values from {0, 1, 2}: most windows hold ties, which both must settle the same way.
         let mut rng = ChaCha8Rng::seed_from_u64(31);
-        for (h, w, pool, strides) in [(8, 6, [2, 2], [2, 2]), (7, 9, [2, 2], [2, 2]), (7, 9, [3, 2], [2, 3]), (5, 5, [2, 3], [1, 1])] {
+        for (h, w, pool, strides) in
+            [(8, 6, [2, 2], [2, 2]), (7, 9, [2, 2], [2, 2]), (7, 9, [3, 2], [2, 3]), (5, 5, [2, 3], [1, 1])]
+        {
             let g = PoolGeometry::new((1, 1, h, w), pool, strides).unwrap();
             let plane: Vec<f32> = (0..h * w).map(|_| rng.random_range(0..3) as f32).collect();
             for y in 0..g.oh {

@@ -68,7 +68,17 @@ pub(super) fn backward_from_maxima(
                 }
                 let input_grad = grad_x_item.is_some().then_some(&mut *grad_x_last);
                 let (nonzeros, band, kernel_last) = (&nonzeros, &mut band, &kernel_last);
-                ItemBackward { layout: &layout, pool: p, nonzeros, band, x_last, kernel_last, grad_k: &mut grad_k, grad_x_last: input_grad }.run();
+                ItemBackward {
+                    layout: &layout,
+                    pool: p,
+                    nonzeros,
+                    band,
+                    x_last,
+                    kernel_last,
+                    grad_k: &mut grad_k,
+                    grad_x_last: input_grad,
+                }
+                .run();
                 if let Some(grad_x_item) = grad_x_item {
                     layout.from_channels_last(grad_x_last, grad_x_item);
                 }
@@ -100,7 +110,10 @@ impl Nonzeros {
         self.rows = p.oh;
         self.entries.clear();
         self.starts.clear();
-        let planes = pooled.chunks_exact(p.output_plane()).zip(grad.chunks_exact(p.output_plane())).zip(argmax.chunks_exact(p.output_plane()));
+        let planes = pooled
+            .chunks_exact(p.output_plane())
+            .zip(grad.chunks_exact(p.output_plane()))
+            .zip(argmax.chunks_exact(p.output_plane()));
         for (((pooled, grad), argmax), grad_b) in planes.zip(grad_b) {
             let mut sum = 0.0;
             let rows = pooled.chunks_exact(p.ow).zip(grad.chunks_exact(p.ow)).zip(argmax.chunks_exact(p.ow));
@@ -220,7 +233,8 @@ fn run_portable(work: ItemBackward<'_>) {
     let ItemBackward { layout, pool, nonzeros, band, x_last, kernel_last, grad_k, mut grad_x_last } = work;
     let (run, row_stride, taps) = (layout.run(), layout.row_stride(), layout.taps());
     for row in 0..pool.oh {
-        let kernel_blocks = || (0..layout.g.kh).flat_map(|i| blocks(run).map(move |(start, len)| (i * run + start, i * row_stride + start, len)));
+        let kernel_blocks =
+            || (0..layout.g.kh).flat_map(|i| blocks(run).map(move |(start, len)| (i * run + start, i * row_stride + start, len)));
         for (in_kernel, in_image, len) in kernel_blocks() {
             for (f, grad_k) in grad_k.chunks_exact_mut(taps).enumerate() {
                 let terms = nonzeros.of(f, row).iter().map(|&(v, at)| (v, &x_last[layout.corners[at] + in_image..][..len]));
@@ -244,7 +258,13 @@ fn blocks(len: usize) -> impl Iterator<Item = (usize, usize)> {
     let mut start = 0;
     std::iter::from_fn(move || {
         let rest = len - start;
-        let block = if rest >= 64 { 64 } else if rest >= 32 { 32 } else { rest };
+        let block = if rest >= 64 {
+            64
+        } else if rest >= 32 {
+            32
+        } else {
+            rest
+        };
         (block > 0).then(|| {
             start += block;
             (start - block, block)
@@ -398,7 +418,16 @@ mod tests {
         let run = |path: fn(ItemBackward<'_>)| {
             let (mut grad_k, mut grad_x) = (vec![0.0; kernel_last.len()], vec![0.0; x_last.len()]);
             let (layout, pool, nonzeros, band) = (&layout, &p, &nonzeros, &mut Band::default());
-            path(ItemBackward { layout, pool, nonzeros, band, x_last: &x_last, kernel_last: &kernel_last, grad_k: &mut grad_k, grad_x_last: Some(&mut grad_x) });
+            path(ItemBackward {
+                layout,
+                pool,
+                nonzeros,
+                band,
+                x_last: &x_last,
+                kernel_last: &kernel_last,
+                grad_k: &mut grad_k,
+                grad_x_last: Some(&mut grad_x),
+            });
             (grad_k, grad_x)
         };
         // `run` takes the AVX2 code where the CPU has it.

@@ -38,11 +38,7 @@ impl Axes {
         }));
         let all_integer_x = points().all(|p| p.x.fract() == 0.0);
 
-        let x = if log_x {
-            log_range(x_min, x_max)
-        } else {
-            padded(x_min, x_max)
-        };
+        let x = if log_x { log_range(x_min, x_max) } else { padded(x_min, x_max) };
         let x_ticks = if all_integer_x && !log_x {
             // Whole-number span, so the cast is exact for any realistic number of epochs.
             let integers = (x_max - x_min) as usize + 1;
@@ -53,20 +49,12 @@ impl Axes {
         let x_exponents = log_x && !(is_everyday(x.start) && is_everyday(x.end));
         let y = padded(y_min, y_max);
         let legend = emptiest_corner(series, &x, &y, log_x);
-        Axes {
-            x,
-            y,
-            x_ticks,
-            x_exponents,
-            legend,
-        }
+        Axes { x, y, x_ticks, x_exponents, legend }
     }
 }
 
 fn min_max(values: impl Iterator<Item = f64>) -> (f64, f64) {
-    values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-        (lo.min(v), hi.max(v))
-    })
+    values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)))
 }
 
 fn padded(min: f64, max: f64) -> Range<f64> {
@@ -91,12 +79,7 @@ fn log_range(min: f64, max: f64) -> Range<f64> {
 }
 
 /// The plot corner that the curves cross least, so the legend hides as little data as possible.
-fn emptiest_corner(
-    series: &[Series],
-    x: &Range<f64>,
-    y: &Range<f64>,
-    log_x: bool,
-) -> SeriesLabelPosition {
+fn emptiest_corner(series: &[Series], x: &Range<f64>, y: &Range<f64>, log_x: bool) -> SeriesLabelPosition {
     let scale_x = |v: f64| {
         if log_x {
             (v.ln() - x.start.ln()) / (x.end.ln() - x.start.ln())
@@ -113,11 +96,7 @@ fn emptiest_corner(
     const SAMPLES_PER_SEGMENT: usize = 8;
     let mut samples = Vec::new();
     for s in series {
-        let scaled: Vec<(f64, f64)> = s
-            .points
-            .iter()
-            .map(|p| (scale_x(p.x), scale_y(p.mean)))
-            .collect();
+        let scaled: Vec<(f64, f64)> = s.points.iter().map(|p| (scale_x(p.x), scale_y(p.mean))).collect();
         samples.extend(scaled.first().copied());
         for pair in scaled.windows(2) {
             let ((x0, y0), (x1, y1)) = (pair[0], pair[1]);
@@ -139,11 +118,7 @@ fn emptiest_corner(
             .iter()
             .filter(|&&(sx, sy)| {
                 let in_x = if right { sx > 1.0 - width } else { sx < width };
-                let in_y = if upper {
-                    sy > 1.0 - height
-                } else {
-                    sy < height
-                };
+                let in_y = if upper { sy > 1.0 - height } else { sy < height };
                 in_x && in_y
             })
             .count()
@@ -196,14 +171,7 @@ mod tests {
     fn series(points: &[(f64, f64)]) -> Series {
         Series {
             label: "s".to_string(),
-            points: points
-                .iter()
-                .map(|&(x, mean)| Point {
-                    x,
-                    mean,
-                    std: Some(0.01),
-                })
-                .collect(),
+            points: points.iter().map(|&(x, mean)| Point { x, mean, std: Some(0.01) }).collect(),
             dashed: false,
         }
     }

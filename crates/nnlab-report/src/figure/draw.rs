@@ -40,13 +40,7 @@ pub(super) fn svg(chart: &LineChart, series: &[Series], axes: &Axes) -> Result<S
 }
 
 /// Generic over the x coordinate so linear and log axes share one drawing path.
-fn draw<X>(
-    chart: &LineChart,
-    series: &[Series],
-    axes: &Axes,
-    x_spec: X,
-    svg: &mut String,
-) -> Result<(), DrawError>
+fn draw<X>(chart: &LineChart, series: &[Series], axes: &Axes, x_spec: X, svg: &mut String) -> Result<(), DrawError>
 where
     X: AsRangedCoord<Value = f64>,
     X::CoordDescType: ValueFormatter<f64>,
@@ -107,13 +101,13 @@ fn draw_mean<'a, X: Ranged<ValueType = f64>>(
     let line: Vec<(f64, f64)> = series.points.iter().map(|p| (p.x, p.mean)).collect();
     let style = colour.stroke_width(2);
     if series.dashed {
-        plot.draw_series(DashedLineSeries::new(line.iter().copied(), 7, 5, style))?
-            .label(series.label.clone())
-            .legend(move |(x, y)| {
+        plot.draw_series(DashedLineSeries::new(line.iter().copied(), 7, 5, style))?.label(series.label.clone()).legend(
+            move |(x, y)| {
                 EmptyElement::at((x, y))
                     + PathElement::new(vec![(0, 0), (8, 0)], style)
                     + PathElement::new(vec![(12, 0), (20, 0)], style)
-            });
+            },
+        );
     } else {
         plot.draw_series(LineSeries::new(line.iter().copied(), style))?
             .label(series.label.clone())
@@ -133,24 +127,11 @@ fn draw_band<'a, 'b: 'a, X: Ranged<ValueType = f64>>(
     if series.points.iter().all(|p| p.std.is_none()) {
         return Ok(());
     }
-    let upper = series
-        .points
-        .iter()
-        .map(|p| (p.x, p.mean + p.std.unwrap_or(0.0)));
-    let lower = series
-        .points
-        .iter()
-        .rev()
-        .map(|p| (p.x, p.mean - p.std.unwrap_or(0.0)));
+    let upper = series.points.iter().map(|p| (p.x, p.mean + p.std.unwrap_or(0.0)));
+    let lower = series.points.iter().rev().map(|p| (p.x, p.mean - p.std.unwrap_or(0.0)));
     // Clamped to the plot so the polygon never spills over the frame.
-    let outline: Vec<(f64, f64)> = upper
-        .chain(lower)
-        .map(|(x, v)| (x, v.clamp(y.start, y.end)))
-        .collect();
-    plot.draw_series(std::iter::once(Polygon::new(
-        outline,
-        colour.mix(0.18).filled(),
-    )))?;
+    let outline: Vec<(f64, f64)> = upper.chain(lower).map(|(x, v)| (x, v.clamp(y.start, y.end))).collect();
+    plot.draw_series(std::iter::once(Polygon::new(outline, colour.mix(0.18).filled())))?;
     Ok(())
 }
 
@@ -161,15 +142,9 @@ fn draw_error_bars<'a, 'b: 'a, X: Ranged<ValueType = f64>>(
     colour: RGBColor,
 ) -> Result<(), DrawError> {
     let style = colour.stroke_width(1);
-    let bars: Vec<(f64, f64, f64)> = series
-        .points
-        .iter()
-        .filter_map(|p| p.std.map(|std| (p.x, p.mean - std, p.mean + std)))
-        .collect();
-    plot.draw_series(
-        bars.iter()
-            .map(|&(x, low, high)| PathElement::new(vec![(x, low), (x, high)], style)),
-    )?;
+    let bars: Vec<(f64, f64, f64)> =
+        series.points.iter().filter_map(|p| p.std.map(|std| (p.x, p.mean - std, p.mean + std))).collect();
+    plot.draw_series(bars.iter().map(|&(x, low, high)| PathElement::new(vec![(x, low), (x, high)], style)))?;
     // Caps are a fixed width in pixels, which on a log axis no data-space width could give.
     plot.draw_series(
         bars.iter()

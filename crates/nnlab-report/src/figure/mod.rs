@@ -40,10 +40,7 @@ pub struct Point {
 /// Fails, naming the chart, when there is nothing to draw or a value cannot be drawn:
 /// no points, a non-finite value, a negative std, or x ≤ 0 on a log axis.
 pub fn line_chart_svg(chart: &LineChart) -> Result<String> {
-    let error = |reason: String| ReportError::Figure {
-        title: chart.title.clone(),
-        reason,
-    };
+    let error = |reason: String| ReportError::Figure { title: chart.title.clone(), reason };
     check_drawable(chart).map_err(error)?;
     let series = sorted_by_x(&chart.series);
     let axes = axes::Axes::fit(&series, chart.log_x);
@@ -57,9 +54,7 @@ fn check_drawable(chart: &LineChart) -> Result<(), String> {
     for series in &chart.series {
         for (index, point) in series.points.iter().enumerate() {
             let at = || format!("series \"{}\" point {index}", series.label);
-            let finite = point.x.is_finite()
-                && point.mean.is_finite()
-                && point.std.is_none_or(f64::is_finite);
+            let finite = point.x.is_finite() && point.mean.is_finite() && point.std.is_none_or(f64::is_finite);
             if !finite {
                 return Err(format!("{} has a non-finite value: {point:?}", at()));
             }
@@ -104,17 +99,12 @@ mod tests {
             series: vec![
                 Series {
                     label: "training".to_string(),
-                    points: epochs
-                        .clone()
-                        .map(|e| point(f64::from(e), 0.9 + 0.008 * f64::from(e), Some(0.002)))
-                        .collect(),
+                    points: epochs.clone().map(|e| point(f64::from(e), 0.9 + 0.008 * f64::from(e), Some(0.002))).collect(),
                     dashed: false,
                 },
                 Series {
                     label: "validation".to_string(),
-                    points: epochs
-                        .map(|e| point(f64::from(e), 0.91 + 0.005 * f64::from(e), Some(0.004)))
-                        .collect(),
+                    points: epochs.map(|e| point(f64::from(e), 0.91 + 0.005 * f64::from(e), Some(0.004))).collect(),
                     dashed: true,
                 },
             ],
@@ -129,10 +119,7 @@ mod tests {
             log_x: true,
             series: vec![Series {
                 label: "a3.l2".to_string(),
-                points: [1e-5, 1e-4, 1e-3, 1e-2]
-                    .iter()
-                    .map(|&l| point(l, 0.98 - l, Some(0.003)))
-                    .collect(),
+                points: [1e-5, 1e-4, 1e-3, 1e-2].iter().map(|&l| point(l, 0.98 - l, Some(0.003))).collect(),
                 dashed: false,
             }],
         }
@@ -178,10 +165,7 @@ mod tests {
         let svg = flat(&line_chart_svg(&sweep_chart()).expect("chart"));
         assert_svg(&svg);
         assert!(svg.contains(">a3.l2<"));
-        assert!(
-            svg.contains(">1e-4<") && svg.contains(">1e-2<"),
-            "decades in one style"
-        );
+        assert!(svg.contains(">1e-4<") && svg.contains(">1e-2<"), "decades in one style");
         assert_eq!(svg.matches("<polygon").count(), 0, "no band on a sweep");
     }
 
@@ -192,11 +176,7 @@ mod tests {
             x_label: "x".to_string(),
             y_label: "y".to_string(),
             log_x: false,
-            series: vec![Series {
-                label: "only".to_string(),
-                points: vec![point(3.0, 0.0, None)],
-                dashed: false,
-            }],
+            series: vec![Series { label: "only".to_string(), points: vec![point(3.0, 0.0, None)], dashed: false }],
         };
         assert_svg(&line_chart_svg(&chart).expect("chart"));
     }
@@ -206,10 +186,7 @@ mod tests {
         let mut chart = history_chart();
         chart.series.iter_mut().for_each(|s| s.points.clear());
         let error = line_chart_svg(&chart).expect_err("empty").to_string();
-        assert!(
-            error.contains("a1.dense_relu accuracy") && error.contains("no points"),
-            "{error}"
-        );
+        assert!(error.contains("a1.dense_relu accuracy") && error.contains("no points"), "{error}");
         chart.series.clear();
         assert!(line_chart_svg(&chart).is_err());
     }
