@@ -80,7 +80,7 @@ pub(super) fn backward_from_maxima(
                 }
                 .run();
                 if let Some(grad_x_item) = grad_x_item {
-                    layout.from_channels_last(grad_x_last, grad_x_item);
+                    layout.unpad_from_channels_last(grad_x_last, grad_x_item);
                 }
             }
         });
@@ -353,7 +353,7 @@ impl ChannelsLast {
     }
 
     /// The inverse of [`Self::to_channels_last`], dropping the padding.
-    fn from_channels_last(&self, padded: &[f32], item: &mut [f32]) {
+    fn unpad_from_channels_last(&self, padded: &[f32], item: &mut [f32]) {
         let (h, w) = (self.g.height, self.g.width);
         for (c, plane) in item.chunks_exact_mut(h * w).enumerate() {
             for (row, values) in plane.chunks_exact_mut(w).enumerate() {
