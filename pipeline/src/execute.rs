@@ -98,7 +98,7 @@ fn run_one(
     let model = Model::build(&spec.model, &mut rng_stream(spec.seed, 0), device)?;
     let mut observer = progress.trainer();
     let history = fit(&model, &train, Some(&validation), &spec.train, &mut rng_stream(spec.seed, 1), &mut observer)?;
-    let test_eval = evaluate(&model, &test, spec.train.loss)?;
+    let test_eval = evaluate(&model, &test, spec.train.objective())?;
     let summary = Summary::of(&spec.model)?;
     let train_seconds: f64 = history.iter().map(|r| r.train_seconds).sum();
     let (activations_info, activations) = match &spec.activations {

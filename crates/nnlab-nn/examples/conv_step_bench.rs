@@ -62,7 +62,13 @@ fn main() -> nnlab_nn::Result<()> {
     let labels: Vec<u8> = (0..n).map(|_| rng.random_range(0..10)).collect();
     let data = Dataset::from_u8(&pixels, &labels, &spec.input, &device)?;
     let model = Model::build(&spec, &mut rng_stream(0, 0), &device)?;
-    let config = TrainConfig { epochs: 1, batch_size, optimizer: optimizer.clone(), loss: Loss::CategoricalCrossentropy };
+    let config = TrainConfig {
+        epochs: 1,
+        batch_size,
+        optimizer: optimizer.clone(),
+        loss: Loss::CategoricalCrossentropy,
+        convention: Default::default(),
+    };
 
     // Whole epochs through `fit`, as `nnlab bench` measures them: one warm-up, then the timed ones.
     let mut train_rng = rng_stream(0, 1);
@@ -87,7 +93,7 @@ fn main() -> nnlab_nn::Result<()> {
     for _ in 0..batches * epochs {
         let started = Instant::now();
         let output = model.forward(&batch.x, Mode::Train(&mut train_rng))?;
-        let (loss, _) = config.loss.batch(&output, &batch.labels)?;
+        let (loss, _) = config.objective().batch(&output, &batch.labels)?;
         loss.to_scalar::<f32>()?;
         let forwarded = Instant::now();
         let grads = loss.backward()?;

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::Dataset;
 use crate::error::{NnError, Result};
-use crate::loss::Loss;
+use crate::loss::{Loss, LossConvention, Objective};
 use crate::model::{Mode, Model};
 use crate::optim::{Optimizer, OptimizerSpec};
 
@@ -21,6 +21,15 @@ pub struct TrainConfig {
     pub batch_size: usize,
     pub optimizer: OptimizerSpec,
     pub loss: Loss,
+    /// How the loss is computed from a softmax output; Keras 3's by default.
+    #[serde(default)]
+    pub convention: LossConvention,
+}
+
+impl TrainConfig {
+    pub fn objective(&self) -> Objective {
+        Objective { loss: self.loss, convention: self.convention }
+    }
 }
 
 /// One line of the training history.
@@ -77,9 +86,7 @@ pub fn fit(
     if train.is_empty() {
         return Err(NnError::Data("no training samples".into()));
     }
-    config.loss.check_head(model.spec().output_activation())?;
-    let vars = model.vars();
-    let mut optimizer = Optimizer::new(config.optimizer.clone(), vars.len())?;
+    let mut trainer = Trainer::new(model, config)?;
     let mut order: Vec<u32> = (0..train.len() as u32).collect();
     let batches = train.len().div_ceil(config.batch_size);
     let mut history = Vec::with_capacity(config.epochs);
@@ -90,24 +97,17 @@ pub fn fit(
         order.shuffle(rng);
         let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
         for (batch_index, indices) in order.chunks(config.batch_size).enumerate() {
-            let batch = train.gather(indices)?;
-            let output = model.forward(&batch.x, Mode::Train(rng))?;
-            let (mut loss, batch_correct) = config.loss.batch(&output, &batch.labels)?;
-            if let Some(penalty) = model.l2_penalty()? {
-                loss = (loss + penalty)?;
+            let step = trainer.step(&train.gather(indices)?, rng)?;
+            if !step.loss.is_finite() {
+                return Err(NnError::Diverged { epoch, batch: batch_index + 1, value: step.loss });
             }
-            let loss_value = loss.to_scalar::<f32>()? as f64;
-            if !loss_value.is_finite() {
-                return Err(NnError::Diverged { epoch, batch: batch_index + 1, value: loss_value });
-            }
-            optimizer.step(&vars, &loss.backward()?)?;
-            loss_sum += loss_value * indices.len() as f64;
-            correct += batch_correct;
+            loss_sum += step.loss * indices.len() as f64;
+            correct += step.correct;
             seen += indices.len();
             observer.batch_done(batch_index + 1, Evaluation { loss: loss_sum / seen as f64, acc: correct as f64 / seen as f64 });
         }
         let train_seconds = started.elapsed().as_secs_f64();
-        let val = validation.map(|v| evaluate(model, v, config.loss)).transpose()?;
+        let val = validation.map(|v| evaluate(model, v, config.objective())).transpose()?;
         let record = EpochRecord {
             epoch,
             loss: loss_sum / seen as f64,
@@ -126,8 +126,49 @@ pub fn fit(
     Ok(history)
 }
 
+/// What one optimisation step saw: the batch's loss before the update (weight penalty included, as
+/// Keras' `train_on_batch` returns it) and its correct predictions.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepOutcome {
+    pub loss: f64,
+    pub correct: usize,
+}
+
+/// A model bound to its optimiser and objective: one mini-batch step at a time, in the order the
+/// caller chooses (`fit` shuffles; the Keras replay tests follow Keras' recorded order).
+pub struct Trainer<'m> {
+    model: &'m Model,
+    vars: Vec<&'m candle_core::Var>,
+    optimizer: Optimizer,
+    objective: Objective,
+}
+
+impl<'m> Trainer<'m> {
+    pub fn new(model: &'m Model, config: &TrainConfig) -> Result<Self> {
+        config.loss.check_head(model.spec().output_activation())?;
+        let vars = model.vars();
+        let optimizer = Optimizer::new(config.optimizer.clone(), vars.len())?;
+        Ok(Trainer { model, vars, optimizer, objective: config.objective() })
+    }
+
+    /// Forward, loss, backward and update on one batch; `rng` drives dropout and noise. A loss that
+    /// is not finite is returned without touching the weights, for the caller to report.
+    pub fn step(&mut self, batch: &Dataset, rng: &mut ChaCha8Rng) -> Result<StepOutcome> {
+        let output = self.model.forward(&batch.x, Mode::Train(rng))?;
+        let (mut loss, correct) = self.objective.batch(&output, &batch.labels)?;
+        if let Some(penalty) = self.model.l2_penalty()? {
+            loss = (loss + penalty)?;
+        }
+        let value = loss.to_scalar::<f32>()? as f64;
+        if value.is_finite() {
+            self.optimizer.step(&self.vars, &loss.backward()?)?;
+        }
+        Ok(StepOutcome { loss: value, correct })
+    }
+}
+
 /// Loss (the weight penalty included, as Keras reports it) and accuracy on `data`, in inference mode.
-pub fn evaluate(model: &Model, data: &Dataset, loss: Loss) -> Result<Evaluation> {
+pub fn evaluate(model: &Model, data: &Dataset, objective: Objective) -> Result<Evaluation> {
     if data.is_empty() {
         return Err(NnError::Data("cannot evaluate on an empty dataset".into()));
     }
@@ -135,7 +176,7 @@ pub fn evaluate(model: &Model, data: &Dataset, loss: Loss) -> Result<Evaluation>
     for start in (0..data.len()).step_by(EVAL_BATCH) {
         let batch = data.slice(start, EVAL_BATCH.min(data.len() - start))?;
         let output = model.forward(&batch.x.detach(), Mode::Eval)?;
-        let (batch_loss, batch_correct) = loss.batch(&output, &batch.labels)?;
+        let (batch_loss, batch_correct) = objective.batch(&output, &batch.labels)?;
         loss_sum += batch_loss.to_scalar::<f32>()? as f64 * batch.len() as f64;
         correct += batch_correct;
     }
@@ -173,6 +214,7 @@ mod tests {
             batch_size: 16,
             optimizer: OptimizerSpec::Rmsprop { lr: 0.01, rho: 0.9, epsilon: 1e-7, decay: 0.0 },
             loss: Loss::CategoricalCrossentropy,
+            convention: LossConvention::Keras3,
         }
     }
 
@@ -185,7 +227,7 @@ mod tests {
         let model = Model::build(&spec, &mut rng_stream(seed, 0), &Device::Cpu).unwrap();
         let (tr, val) = data.split_last(0.2).unwrap();
         let history = fit(&model, &tr, Some(&val), &config(15), &mut rng_stream(seed, 1), &mut Silent).unwrap();
-        let test = evaluate(&model, &val, Loss::CategoricalCrossentropy).unwrap();
+        let test = evaluate(&model, &val, config(1).objective()).unwrap();
         (history, test)
     }
 
@@ -245,9 +287,10 @@ mod tests {
             batch_size: 16,
             optimizer: OptimizerSpec::Adadelta { lr: 1.0, rho: 0.95, epsilon: 1e-7, decay: 0.0 },
             loss: Loss::CategoricalCrossentropy,
+            convention: LossConvention::Keras3,
         };
         fit(&model, &data, None, &config, &mut rng_stream(3, 1), &mut Silent).unwrap();
-        let eval = evaluate(&model, &data, Loss::CategoricalCrossentropy).unwrap();
+        let eval = evaluate(&model, &data, config.objective()).unwrap();
         assert!(eval.acc > 0.95, "{eval:?}");
     }
 
