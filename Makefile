@@ -20,6 +20,8 @@ help:
 	@echo "make bench                                        throughput benchmarks"
 	@echo "make bench-peer                                   the same models under Keras/TensorFlow (needs pip)"
 	@echo "make tsne-peer                                    scikit-learn's t-SNE on the projection_bench images (needs pip)"
+	@echo "make fidelity-peer [PROFILE=...]                  nnlab vs Keras in distribution on the cheap models (needs pip)"
+	@echo "make keras-replay                                 regenerate the Keras trajectory fixtures of the replay test (needs pip)"
 	@echo "make clean                                        remove runs/ and reports/"
 
 reports:
@@ -58,3 +60,22 @@ tsne-peer:
 	test -x $(PEER_VENV)/bin/python || python3 -m venv $(PEER_VENV)
 	$(PEER_VENV)/bin/python -c "import sklearn" 2>/dev/null || $(PEER_VENV)/bin/pip install scikit-learn
 	$(PEER_VENV)/bin/python bench/tsne_peer.py $(MNIST_DIR)/t10k-images-idx3-ubyte.gz $(MNIST_DIR)/t10k-labels-idx1-ubyte.gz 1000 10000
+
+# Fidelity to Keras in distribution (optional): the cheap models trained under Keras with the
+# catalogue's own settings and FIDELITY_SEEDS seeds, then by nnlab, then one table with Welch's test
+# per model (reports/fidelity/fidelity.md). PROFILE=quick for a fast look.
+FIDELITY_MODELS ?= a1.dense_linear a1.dense_relu a1.softmax_regression tp.logreg tp.mlp
+FIDELITY_SEEDS ?= 3
+.PHONY: fidelity-peer keras-replay
+fidelity-peer:
+	test -x $(PEER_VENV)/bin/python || (python3 -m venv $(PEER_VENV) && $(PEER_VENV)/bin/pip install tensorflow-cpu)
+	$(NNLAB) fetch --dataset mnist
+	mkdir -p reports/fidelity
+	$(PEER_VENV)/bin/python bench/keras_fidelity.py --mnist $(MNIST_DIR) --profile $(PROFILE) --seeds $(FIDELITY_SEEDS) $(FIDELITY_MODELS) | tee reports/fidelity/keras-$(PROFILE).jsonl
+	$(NNLAB) run --profile $(PROFILE) --seed $(SEED) --run-dir runs/fidelity-$(PROFILE) --no-render $(addprefix --only ,$(FIDELITY_MODELS))
+	$(NNLAB) fidelity --run-dir runs/fidelity-$(PROFILE) --peer reports/fidelity/keras-$(PROFILE).jsonl
+
+# Regenerates the Keras trajectory fixtures that tests/keras_replay.rs replays (needs pip).
+keras-replay:
+	test -x $(PEER_VENV)/bin/python || (python3 -m venv $(PEER_VENV) && $(PEER_VENV)/bin/pip install tensorflow-cpu)
+	$(PEER_VENV)/bin/python bench/keras_replay.py tests/fixtures/keras_replay

@@ -1,13 +1,16 @@
 //! The nnlab pipeline: plan → fetch → train/evaluate → aggregate → render.
 //!
-//! This crate is the only one that knows every other: data (`nnlab-data`), models and training
-//! (`nnlab-nn`) and rendering (`nnlab-report`). See DESIGN.md for the data flow.
+//! This crate is the only one that knows every other: datasets (`nnlab-data`), models and
+//! training (`nnlab-nn`), projections and separation metrics (`nnlab-analysis`), the from-scratch
+//! building blocks of a1's third exercise (`nnlab-lowlevel`) and rendering (`nnlab-report`). The
+//! README's "Where outputs go" describes the data flow from the catalogue to the reports.
 
 pub mod analysis;
 pub mod bench;
 pub mod catalogue;
 pub mod datasets;
 pub mod execute;
+pub mod fidelity;
 pub mod manifest;
 pub mod plan;
 pub mod profile;

@@ -120,6 +120,20 @@ enum Command {
         #[command(flatten)]
         threads: Threads,
     },
+    /// Put a run's replicates beside the Keras peer's (bench/keras_fidelity.py, `make fidelity-peer`):
+    /// per experiment, test accuracy and loss as mean ± std with Welch's test, and how much
+    /// validation accuracy jumps between epochs; writes fidelity.md and fidelity.csv
+    Fidelity {
+        /// The nnlab run directory (its tables/)
+        #[arg(long)]
+        run_dir: PathBuf,
+        /// JSON lines of the Keras peer, one trained model each
+        #[arg(long)]
+        peer: PathBuf,
+        /// Output directory
+        #[arg(long, default_value = "reports/fidelity")]
+        out_dir: PathBuf,
+    },
     /// Render the reports of a finished run
     Render {
         #[command(flatten)]
@@ -241,6 +255,7 @@ fn execute(command: Command, sources: Sources) -> Result<()> {
             let threads = set_threads(threads.threads)?;
             bench(&sources, &experiments, runs, seconds, &out_dir, peer.as_deref(), threads)?;
         }
+        Command::Fidelity { run_dir, peer, out_dir } => fidelity(&run_dir, &peer, &out_dir)?,
         Command::Render { dirs, profile } => {
             let run_dir = dirs.run_dir(&profile);
             render(&sources, &run_dir, &dirs.report_dir(&run_dir))?;
@@ -313,6 +328,22 @@ fn bench(
         nnlab_report::write_atomic(&out_dir.join("comparison.csv"), nnlab::bench::comparison_csv(&rows, &peers).as_bytes())?;
         println!("{comparison}");
     }
+    Ok(())
+}
+
+fn fidelity(run_dir: &std::path::Path, peer: &std::path::Path, out_dir: &std::path::Path) -> Result<()> {
+    let text = std::fs::read_to_string(peer).with_context(|| format!("cannot read {}", peer.display()))?;
+    let peer_runs = nnlab::fidelity::parse_peer(&text).with_context(|| peer.display().to_string())?;
+    let tables = nnlab::tables::Tables::read(&run_dir.join("tables"))?;
+    let rows = nnlab::fidelity::pair(&tables, &peer_runs)?;
+    if rows.is_empty() {
+        anyhow::bail!("{} and {} share no experiment", run_dir.display(), peer.display());
+    }
+    std::fs::create_dir_all(out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
+    let table = nnlab::fidelity::markdown(&rows, &run_dir.display().to_string(), &peer.display().to_string());
+    nnlab_report::write_atomic(&out_dir.join("fidelity.md"), table.as_bytes())?;
+    nnlab_report::write_atomic(&out_dir.join("fidelity.csv"), nnlab::fidelity::csv(&rows).as_bytes())?;
+    println!("{table}");
     Ok(())
 }
 
