@@ -49,6 +49,14 @@ pub enum Loss {
 }
 
 impl Objective {
+    /// How a report states it, e.g. "categorical cross-entropy from the logits, unclipped (Keras 3)".
+    pub fn describe(self) -> String {
+        let name = match self.loss {
+            Loss::CategoricalCrossentropy => "categorical",
+        };
+        format!("{name} {}", self.convention.describe())
+    }
+
     /// Mean loss over the batch (a scalar tensor) and the number of correct argmax predictions.
     ///
     /// `labels` holds class indices as u32, shape `(batch,)`.
@@ -159,5 +167,11 @@ mod tests {
         }
         assert_eq!(toml::from_str::<T>("convention = \"keras2\"").unwrap().convention, LossConvention::Keras2);
         assert!(toml::from_str::<T>("convention = \"keras1\"").is_err());
+    }
+
+    #[test]
+    fn describe_names_the_loss_and_its_convention() {
+        let keras2 = Objective { loss: Loss::CategoricalCrossentropy, convention: LossConvention::Keras2 };
+        assert_eq!(keras2.describe(), "categorical cross-entropy of probabilities clipped to [10⁻⁷, 1 − 10⁻⁷] (Keras 2)");
     }
 }

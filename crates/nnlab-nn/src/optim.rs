@@ -74,6 +74,20 @@ impl OptimizerSpec {
         }
     }
 
+    /// How a report states it: the name and every hyper-parameter, defaults included.
+    pub fn describe(&self) -> String {
+        let with_decay = |text: String, decay: f64| if decay > 0.0 { format!("{text}, decay {decay}") } else { text };
+        match *self {
+            OptimizerSpec::Sgd { lr, decay } => with_decay(format!("SGD (lr {lr}"), decay) + ")",
+            OptimizerSpec::Rmsprop { lr, rho, epsilon, decay } => {
+                with_decay(format!("RMSprop (lr {lr}, ρ {rho}, ε {epsilon:e}"), decay) + ")"
+            }
+            OptimizerSpec::Adadelta { lr, rho, epsilon, decay } => {
+                with_decay(format!("Adadelta (lr {lr}, ρ {rho}, ε {epsilon:e}"), decay) + ")"
+            }
+        }
+    }
+
     pub fn validate(&self) -> Result<()> {
         let (lr, decay) = self.lr_and_decay();
         if !(lr.is_finite() && lr > 0.0) {
@@ -271,6 +285,14 @@ fn decayed_square(acc: Option<&Tensor>, grad: &Tensor, rho: f64) -> Result<Tenso
 mod tests {
     use super::*;
     use candle_core::{DType, Device};
+
+    #[test]
+    fn describe_states_every_hyper_parameter() {
+        let rmsprop: OptimizerSpec = toml::from_str("name = \"rmsprop\"").unwrap();
+        assert_eq!(rmsprop.describe(), "RMSprop (lr 0.001, ρ 0.9, ε 1e-7)");
+        let sgd = OptimizerSpec::Sgd { lr: 0.1, decay: 1e-4 };
+        assert_eq!(sgd.describe(), "SGD (lr 0.1, decay 0.0001)");
+    }
 
     /// One step on w = [1, -2] with loss = sum(w²) (gradient 2w), checked against the rules by hand.
     fn one_step(spec: OptimizerSpec, steps: usize) -> Vec<f32> {

@@ -171,6 +171,8 @@ pub fn model_json(tables: &Tables, experiment: &Experiment, out_dir: &Path) -> R
         "summary": summary_json(experiment)?,
         "epochs": experiment_epochs(tables, id)?,
         "batch_size": experiment.train.batch_size,
+        "optimizer": experiment.train.optimizer.describe(),
+        "loss": experiment.train.objective().describe(),
         "test_acc": stat_json(&tables.stat(id, "test_acc")?),
         "test_loss": stat_json(&tables.stat(id, "test_loss")?),
         "epoch_seconds": stat_json(&tables.stat(id, "epoch_seconds")?),
