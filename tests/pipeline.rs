@@ -10,6 +10,8 @@ use nnlab::manifest::RunManifest;
 use nnlab::separation::SeparationTables;
 use nnlab::tables::Tables;
 
+mod smoke_snapshot;
+
 /// The dataset mirror: `$NNLAB_DATA_MIRROR`, else `../shared/datasets` beside the checkout.
 fn mirror() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -165,6 +167,9 @@ fn smoke_pipeline_end_to_end_then_a_rerun_recomputes_nothing() {
     assert!(html.contains("0 0 0 0 0 1 0 0 0 0"), "first one-hot row missing");
     assert!(html.contains("smoke"));
     assert!(html.contains("dense_1 (Dense)") && html.contains("203,530"));
+    // Each model states how it was trained, the loss convention included.
+    assert!(html.contains("RMSprop (lr 0.001, ρ 0.9, ε 1e-7)") && html.contains("Adadelta (lr 1, ρ 0.95, ε 1e-7)"));
+    assert!(html.contains("categorical cross-entropy from the logits, unclipped (Keras 3)"));
     assert!(report_dir.join("figures/a1.dense_relu-acc.svg").is_file());
     // Exercise 3's worked example is computed by the run and printed step by step.
     for anchor in ["a1.q20", "a1.q21", "a1.q22", "a1.q23", "a1.q24", "a1.q25"] {
@@ -180,6 +185,7 @@ fn smoke_pipeline_end_to_end_then_a_rerun_recomputes_nothing() {
     // raw pixels: 2 t-SNE seeds and one PCA; MLP and CNN hidden layers: 2 replicates × 2 methods each.
     assert_eq!(first.projections.len(), 11);
     assert!(first.projections.iter().all(|p| p.status == "ran"));
+    smoke_snapshot::check(&run_dir);
 
     // A second invocation finds every job and projection finished and recomputes nothing.
     let final_csv = std::fs::read_to_string(run_dir.join("tables/final.csv")).unwrap();
