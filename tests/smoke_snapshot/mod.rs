@@ -100,7 +100,12 @@ pub fn check(run_dir: &Path) {
         })
         .collect();
     let keys = |m: &BTreeMap<String, String>| m.keys().cloned().collect::<Vec<_>>();
-    assert_eq!(keys(&measured), keys(&committed), "the smoke run's experiments and projections differ from the snapshot's");
+    assert_eq!(
+        keys(&measured),
+        keys(&committed),
+        "the smoke run's experiments and projections differ from the snapshot's (after adding experiments, \
+         rewrite it with NNLAB_UPDATE_SNAPSHOT=1; existing values must stay unchanged)"
+    );
     if taken_on != features {
         eprintln!("smoke snapshot taken on a {taken_on} CPU, this one is {features}: values not compared, keys only");
         return;
