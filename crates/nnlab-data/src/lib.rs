@@ -1,5 +1,5 @@
 //! Datasets for nnlab: the manifest of dataset files, fetching with checksum verification (cache,
-//! local mirror, canonical URLs), and the MNIST and CIFAR-10 readers.
+//! local mirror, canonical URLs), the MNIST and CIFAR-10 readers, and test-set transforms.
 
 mod archive;
 pub mod cifar;
@@ -7,12 +7,14 @@ pub mod error;
 pub mod fetch;
 pub mod manifest;
 pub mod mnist;
+pub mod transform;
 
 pub use cifar::{Cifar10, ColorImageSet};
 pub use error::DataError;
 pub use fetch::Fetcher;
 pub use manifest::{FileEntry, Manifest};
 pub use mnist::{ImageSet, Mnist};
+pub use transform::{roll_images, Direction};
 
 /// The dataset mirror the real-data tests read: `NNLAB_DATA_MIRROR`, else the shared datasets folder
 /// beside the workspace. A test without either fails rather than pass unchecked.
