@@ -142,12 +142,27 @@ fn smoke_pipeline_end_to_end_then_a_rerun_recomputes_nothing() {
     let first = manifest(&run_dir);
     assert_eq!(first.profile, "smoke");
     assert!(planned_jobs.len() >= 18, "a1: 6 experiments, tp: 3, × 2 replicates at least");
-    assert_eq!(ids(first.jobs.iter().map(|j| &j.id).collect()), ids(planned_jobs.iter().map(|j| &j.id).collect()));
+    // Each follow-up trains the point of its sweep that the tables say is best.
+    let tables = Tables::read(&run_dir.join("tables")).unwrap();
+    let choices = nnlab::follow_up::load_choices(&run_dir).unwrap();
+    let mut expected_jobs = planned_jobs.clone();
+    for experiment in catalogue.assignments.iter().flat_map(|a| &a.experiments).filter(|e| e.follow_up.is_some()) {
+        let follow_up = experiment.follow_up.as_ref().unwrap();
+        let choice = choices.iter().find(|c| c.experiment == experiment.id).expect("every follow-up records its choice");
+        let stats = tables.point_stats(&follow_up.of, &follow_up.metric).unwrap();
+        let best = stats.iter().fold(&stats[0], |best, s| if s.1.mean > best.1.mean { s } else { best });
+        assert_eq!(choice.chosen.label, best.0, "{}", experiment.id);
+        assert_eq!(choice.chosen.stat, best.1);
+        let runner_up = choice.runner_up.as_ref().unwrap();
+        assert!(runner_up.label != best.0 && runner_up.stat.mean <= best.1.mean);
+        expected_jobs
+            .extend(nnlab::plan::plan_follow_up(&catalogue, experiment, choice.chosen.point.clone(), &profile, 42).unwrap());
+    }
+    assert_eq!(ids(first.jobs.iter().map(|j| &j.id).collect()), ids(expected_jobs.iter().map(|j| &j.id).collect()));
     assert!(first.jobs.iter().all(|j| j.status == "ran"));
     assert_eq!(first.hardware.threads_used, 1);
 
     // Every reported figure comes from the aggregated table.
-    let tables = Tables::read(&run_dir.join("tables")).unwrap();
     let html = std::fs::read_to_string(report_dir.join("a1.html")).unwrap();
     for (id, experiment) in [
         ("a1.q5.test_acc", "a1.dense_linear"),

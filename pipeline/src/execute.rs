@@ -6,12 +6,12 @@ use anyhow::{Context, Result};
 use candle_core::Device;
 use nnlab_nn::{evaluate, fit, rng_stream, Model, Summary};
 
-use crate::catalogue::Validation;
+use crate::catalogue::{Transform, Validation};
 use crate::datasets::{self, DataCache, DatasetUnavailable};
 use crate::manifest::JobEntry;
-use crate::plan::{ActivationsSpec, Job};
+use crate::plan::{ActivationsSpec, EvalJob, Job};
 use crate::progress::Progress;
-use crate::store::{write_json, ActivationsInfo, JobResult, RunStore};
+use crate::store::{write_json, ActivationsInfo, EvalResult, JobResult, RunStore};
 
 /// What one invocation did with the plan.
 pub struct Outcome {
@@ -20,6 +20,16 @@ pub struct Outcome {
     pub reused: usize,
     /// Jobs skipped because their dataset could not be found anywhere.
     pub unavailable: usize,
+}
+
+impl Outcome {
+    /// Adds a later invocation's outcome to this one.
+    pub fn absorb(&mut self, other: Outcome) {
+        self.entries.extend(other.entries);
+        self.ran += other.ran;
+        self.reused += other.reused;
+        self.unavailable += other.unavailable;
+    }
 }
 
 /// Runs the plan's missing jobs in order. A job that fails (bad data, divergence) stops the run with
@@ -40,8 +50,8 @@ pub fn run_jobs(jobs: &[Job], store: &RunStore, data: &mut DataCache, device: &D
             progress.job_started(&label);
             progress.println(format!("[{}/{}] {label} (job {}, seed {})", index + 1, jobs.len(), job.id, job.spec.seed));
             match run_one(job, store, data, device, threads, &progress) {
-                Ok((result, activations)) => {
-                    store.save(job, &result, activations.as_deref())?;
+                Ok((result, activations, model)) => {
+                    store.save(job, &result, activations.as_deref(), |path| Ok(model.save_weights(path)?))?;
                     progress.println(format!(
                         "  test_loss: {:.4} - test_acc: {:.4} - {:.0} samples/s",
                         result.test.loss, result.test.acc, result.train_samples_per_s
@@ -70,7 +80,8 @@ pub fn run_jobs(jobs: &[Job], store: &RunStore, data: &mut DataCache, device: &D
     Ok(outcome)
 }
 
-/// Trains and evaluates one job; returns its result and the activations it was asked to keep.
+/// Trains and evaluates one job; returns its result, the activations it was asked to keep and the
+/// trained model.
 fn run_one(
     job: &Job,
     store: &RunStore,
@@ -78,7 +89,7 @@ fn run_one(
     device: &Device,
     threads: usize,
     progress: &Progress,
-) -> Result<(JobResult, Option<Vec<f32>>)> {
+) -> Result<(JobResult, Option<Vec<f32>>, Model)> {
     let started = Instant::now();
     let spec = &job.spec;
     let loaded = data.get(&spec.dataset)?;
@@ -124,8 +135,69 @@ fn run_one(
         wall_seconds: started.elapsed().as_secs_f64(),
         threads,
         activations: activations_info,
+        point: spec.point.clone(),
     };
-    Ok((result, activations))
+    Ok((result, activations, model))
+}
+
+/// Runs the evaluation jobs the run store does not hold yet. Each loads its trained job's weights,
+/// so the trained jobs must have finished; one whose dataset is unavailable is skipped like its
+/// training job was.
+pub fn run_evaluations(jobs: &[EvalJob], store: &RunStore, data: &mut DataCache, device: &Device) -> Result<Outcome> {
+    let progress = Progress::new(jobs.len());
+    let mut outcome = Outcome { entries: Vec::new(), ran: 0, reused: 0, unavailable: 0 };
+    for job in jobs {
+        if store.is_complete(&job.id) {
+            outcome.reused += 1;
+        } else if !store.is_complete(&job.trained.id) {
+            outcome.unavailable += 1;
+        } else {
+            progress
+                .job_started(&format!("{} on {} #{}", job.evaluation, job.trained.spec.experiment, job.trained.spec.replicate));
+            let result = evaluate_one(job, store, data, device)
+                .with_context(|| format!("evaluation job {} ({}) failed; nothing was stored for it", job.id, job.evaluation))?;
+            store.save_evaluation(job, &result)?;
+            outcome.ran += 1;
+        }
+        progress.job_finished();
+    }
+    progress.finish();
+    Ok(outcome)
+}
+
+fn evaluate_one(job: &EvalJob, store: &RunStore, data: &mut DataCache, device: &Device) -> Result<EvalResult> {
+    let spec = &job.trained.spec;
+    let (_, test) = datasets::sliced(data.get(&spec.dataset)?, spec.data)?;
+    let test = transformed(&test, job.transform)?.reshaped(&spec.model.input)?;
+    // The initial weights are overwritten by the stored ones; the seed only has to be some seed.
+    let model = Model::build(&spec.model, &mut rng_stream(spec.seed, 0), device)?;
+    model.load_weights(&store.weights_path(&job.trained)?)?;
+    Ok(EvalResult {
+        id: job.id.clone(),
+        evaluation: job.evaluation.clone(),
+        experiment: spec.experiment.clone(),
+        replicate: spec.replicate,
+        trained_job: job.trained.id.clone(),
+        transform: job.transform,
+        test: evaluate(&model, &test, spec.train.objective())?,
+        test_samples: test.len(),
+    })
+}
+
+/// The test set under a transform; images keep their dataset shape `(n, height, width, channels)`.
+fn transformed(test: &nnlab_nn::Dataset, transform: Transform) -> Result<nnlab_nn::Dataset> {
+    match transform {
+        Transform::Roll { direction, pixels } => {
+            let dims = test.x.dims().to_vec();
+            let [_, height, width, channels] = dims[..] else {
+                anyhow::bail!("rolling needs images shaped (n, height, width, channels), the test set is {dims:?}");
+            };
+            let values = test.x.flatten_all()?.to_vec1::<f32>()?;
+            let rolled = nnlab_data::roll_images(&values, [height, width, channels], direction, pixels);
+            let x = candle_core::Tensor::from_vec(rolled, dims, test.x.device())?;
+            Ok(nnlab_nn::Dataset { x, labels: test.labels.clone() })
+        }
+    }
 }
 
 /// The requested layer's activations on the first test images, batch by batch to bound memory.

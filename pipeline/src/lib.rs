@@ -11,6 +11,7 @@ pub mod catalogue;
 pub mod datasets;
 pub mod execute;
 pub mod fidelity;
+pub mod follow_up;
 pub mod manifest;
 pub mod plan;
 pub mod profile;

@@ -209,9 +209,20 @@ fn execute(command: Command, sources: Sources) -> Result<()> {
             } else {
                 println!("profile {} ({}), seed {}: {} jobs", profile.name, profile.description, selection.seed, jobs.len());
                 for j in &jobs {
+                    let point = nnlab::catalogue::point_label(&j.spec.point);
                     println!(
-                        "{}  {:<28} replicate {}  seed {:>20}  {} epochs",
+                        "{}  {:<28} replicate {}  seed {:>20}  {} epochs  {point}",
                         j.id, j.spec.experiment, j.spec.replicate, j.spec.seed, j.spec.train.epochs
+                    );
+                }
+            }
+            let catalogue = nnlab::catalogue::Catalogue::load(&sources.catalogue)?;
+            let selection_of = nnlab::plan::Selection::new(&catalogue, &selection.assignments)?;
+            for experiment in catalogue.assignments.iter().flat_map(|a| &a.experiments) {
+                if let (Some(f), true) = (&experiment.follow_up, selection_of.trains(&experiment.id)) {
+                    eprintln!(
+                        "follow-up {} is planned by `nnlab run` once {} has finished (it trains the point best on {})",
+                        experiment.id, f.of, f.metric
                     );
                 }
             }

@@ -6,7 +6,7 @@ use nnlab_nn::{ModelSpec, TrainConfig};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::catalogue::{Catalogue, Validation};
+use crate::catalogue::{AxisValue, Catalogue, Experiment, Transform, Validation};
 use crate::profile::Profile;
 
 /// Which samples a job sees: the first `train` training samples and the first `test` test samples.
@@ -32,6 +32,9 @@ pub struct JobSpec {
     /// Activations to keep for the analysis stage; absent from the spec (and its hash) otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub activations: Option<ActivationsSpec>,
+    /// The sweep point this job trains (a follow-up: the point it chose); empty outside sweeps.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub point: Vec<AxisValue>,
 }
 
 /// The activations of layer `layer` on the first `points` test images (all of the test slice if absent).
@@ -47,56 +50,153 @@ pub struct Job {
     pub spec: JobSpec,
 }
 
-/// Every job of the selection, in catalogue order. `only` holds assignment ids (every experiment of
-/// the assignment) and experiment ids (that experiment alone); empty selects everything.
+/// The training jobs of the selection that can be planned now, in catalogue order: every point ×
+/// replicate of every selected experiment except follow-ups, which [`plan_follow_up`] plans once
+/// the sweep they choose from has finished. `only` holds assignment ids (every experiment and
+/// evaluation of the assignment), experiment and evaluation ids; empty selects everything.
+/// What a selected follow-up or evaluation needs is selected with it.
 pub fn plan(catalogue: &Catalogue, profile: &Profile, run_seed: u64, only: &[String]) -> Result<Vec<Job>> {
-    for wanted in only {
-        let is_experiment = catalogue.assignments.iter().flat_map(|a| &a.experiments).any(|e| &e.id == wanted);
-        if catalogue.assignment(wanted).is_none() && !is_experiment {
-            let known: Vec<&str> = catalogue.assignments.iter().map(|a| a.id.as_str()).collect();
-            bail!(
-                "unknown assignment or experiment `{wanted}` (the assignments: {}; experiments are named <assignment>.<model>)",
-                known.join(", ")
-            );
-        }
-    }
+    let selected = Selection::new(catalogue, only)?;
     let mut jobs = Vec::new();
     for assignment in &catalogue.assignments {
-        for experiment in assignment.experiments.iter().filter(|e| selects(only, &assignment.id, &e.id)) {
-            let mut train = experiment.train.clone();
-            train.epochs = profile.epochs_for(train.epochs);
-            let configuration = JobSpec {
-                assignment: assignment.id.clone(),
-                experiment: experiment.id.clone(),
-                dataset: experiment.dataset.clone(),
-                model: experiment.model.clone(),
-                train,
-                validation: experiment.validation,
-                data: DataSlice { train: profile.train_samples, test: profile.test_samples },
-                replicate: 0,
-                seed: 0,
-                activations: experiment
-                    .activations
-                    .as_ref()
-                    .map(|a| ActivationsSpec { layer: a.layer.clone(), points: profile.analysis_points }),
-            };
-            let configuration_hash = content_hash(&configuration);
-            for replicate in 1..=profile.replicates_for(experiment.replicates) {
-                let spec = JobSpec {
-                    replicate,
-                    seed: replicate_seed(run_seed, &configuration_hash, replicate),
-                    ..configuration.clone()
-                };
-                jobs.push(Job { id: content_hash(&spec)[..16].to_string(), spec });
+        for experiment in assignment.experiments.iter().filter(|e| selected.trains(&e.id) && e.follow_up.is_none()) {
+            for point in experiment.points(profile.max_axis_values) {
+                let resolved = experiment.at_point(&experiment.sweep, &point)?;
+                jobs.extend(replicate_jobs(&assignment.id, &resolved, point, profile, run_seed));
             }
         }
     }
     Ok(jobs)
 }
 
-/// Whether the selection `only` (see [`plan`]) takes `experiment` of `assignment`.
-pub fn selects(only: &[String], assignment: &str, experiment: &str) -> bool {
-    only.is_empty() || only.iter().any(|wanted| wanted == assignment || wanted == experiment)
+/// The jobs of follow-up `experiment` at the point it chose.
+pub fn plan_follow_up(
+    catalogue: &Catalogue,
+    experiment: &Experiment,
+    point: Vec<AxisValue>,
+    profile: &Profile,
+    run_seed: u64,
+) -> Result<Vec<Job>> {
+    let follow_up = experiment.follow_up.as_ref().expect("plan_follow_up is given follow-ups");
+    let of = catalogue.experiment(&follow_up.of).expect("the catalogue checked follow_up.of");
+    let resolved = experiment.at_point(&of.sweep, &point)?;
+    let assignment = experiment.id.split('.').next().unwrap_or_default();
+    Ok(replicate_jobs(assignment, &resolved, point, profile, run_seed))
+}
+
+fn replicate_jobs(
+    assignment: &str,
+    experiment: &Experiment,
+    point: Vec<AxisValue>,
+    profile: &Profile,
+    run_seed: u64,
+) -> Vec<Job> {
+    let mut train = experiment.train.clone();
+    train.epochs = profile.epochs_for(train.epochs);
+    let configuration = JobSpec {
+        assignment: assignment.to_string(),
+        experiment: experiment.id.clone(),
+        dataset: experiment.dataset.clone(),
+        model: experiment.model.clone(),
+        train,
+        validation: experiment.validation,
+        data: DataSlice { train: profile.train_samples, test: profile.test_samples },
+        replicate: 0,
+        seed: 0,
+        activations: experiment
+            .activations
+            .as_ref()
+            .map(|a| ActivationsSpec { layer: a.layer.clone(), points: profile.analysis_points }),
+        point,
+    };
+    let configuration_hash = content_hash(&configuration);
+    (1..=profile.replicates_for(experiment.replicates))
+        .map(|replicate| {
+            let spec =
+                JobSpec { replicate, seed: replicate_seed(run_seed, &configuration_hash, replicate), ..configuration.clone() };
+            Job { id: content_hash(&spec)[..16].to_string(), spec }
+        })
+        .collect()
+}
+
+/// A trained job evaluated on a transformed test set. Its id hashes the trained job's id and the
+/// transform, so it is found again as long as the trained job is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalJob {
+    pub id: String,
+    pub evaluation: String,
+    pub trained: Job,
+    pub transform: Transform,
+}
+
+/// Every evaluation job of the selection over the given trained jobs, in catalogue order.
+pub fn plan_evaluations(catalogue: &Catalogue, only: &[String], trained: &[Job]) -> Result<Vec<EvalJob>> {
+    let selected = Selection::new(catalogue, only)?;
+    let mut jobs = Vec::new();
+    for study in catalogue.assignments.iter().flat_map(|a| &a.evaluations).filter(|s| selected.evaluates(&s.id)) {
+        for model in &study.models {
+            for job in trained.iter().filter(|j| &j.spec.experiment == model) {
+                for transform in study.transform.instances() {
+                    let id = content_hash(&(&job.id, &transform))[..16].to_string();
+                    jobs.push(EvalJob { id, evaluation: study.id.clone(), trained: job.clone(), transform });
+                }
+            }
+        }
+    }
+    Ok(jobs)
+}
+
+/// What a selection takes: experiments to train and evaluation studies to run, with everything
+/// they depend on.
+pub struct Selection {
+    experiments: std::collections::BTreeSet<String>,
+    evaluations: std::collections::BTreeSet<String>,
+}
+
+impl Selection {
+    pub fn new(catalogue: &Catalogue, only: &[String]) -> Result<Self> {
+        for wanted in only {
+            let known = catalogue.assignment(wanted).is_some()
+                || catalogue.experiment(wanted).is_some()
+                || catalogue.assignments.iter().flat_map(|a| &a.evaluations).any(|s| &s.id == wanted);
+            if !known {
+                let assignments: Vec<&str> = catalogue.assignments.iter().map(|a| a.id.as_str()).collect();
+                bail!(
+                    "unknown assignment or experiment `{wanted}` (the assignments: {}; experiments are named <assignment>.<model>)",
+                    assignments.join(", ")
+                );
+            }
+        }
+        let mut experiments = std::collections::BTreeSet::new();
+        let mut evaluations = std::collections::BTreeSet::new();
+        for assignment in &catalogue.assignments {
+            for study in assignment.evaluations.iter().filter(|s| selects(only, &assignment.id, &s.id)) {
+                evaluations.insert(study.id.clone());
+                experiments.extend(study.models.iter().cloned());
+            }
+            for experiment in assignment.experiments.iter().filter(|e| selects(only, &assignment.id, &e.id)) {
+                experiments.insert(experiment.id.clone());
+            }
+        }
+        // A follow-up needs its sweep, and an evaluated follow-up needs both.
+        let follow_ups: Vec<String> =
+            experiments.iter().filter_map(|id| catalogue.experiment(id)?.follow_up.as_ref().map(|f| f.of.clone())).collect();
+        experiments.extend(follow_ups);
+        Ok(Selection { experiments, evaluations })
+    }
+
+    pub fn trains(&self, experiment: &str) -> bool {
+        self.experiments.contains(experiment)
+    }
+
+    pub fn evaluates(&self, study: &str) -> bool {
+        self.evaluations.contains(study)
+    }
+}
+
+/// Whether the selection `only` (see [`plan`]) names `item` (an experiment or evaluation) of `assignment`.
+pub fn selects(only: &[String], assignment: &str, item: &str) -> bool {
+    only.is_empty() || only.iter().any(|wanted| wanted == assignment || wanted == item)
 }
 
 /// The seed of one replicate, from (run seed, configuration, replicate): replicates differ, and the

@@ -27,6 +27,9 @@ pub struct Profile {
     /// How many of the first test images the separability analysis projects (all if absent).
     #[serde(default)]
     pub analysis_points: Option<usize>,
+    /// Each sweep axis keeps at most this many of its values, evenly spaced, both ends kept (all if absent).
+    #[serde(default)]
+    pub max_axis_values: Option<usize>,
 }
 
 impl Profile {
@@ -47,8 +50,12 @@ impl Profile {
         if profile.name != name {
             bail!("{}: name is `{}` but the file is named `{name}`", file.display(), profile.name);
         }
-        if profile.replicates == 0 || profile.max_replicates == Some(0) || profile.max_epochs == Some(0) {
-            bail!("{}: replicates, max_replicates and max_epochs must be at least 1", file.display());
+        if profile.replicates == 0
+            || profile.max_replicates == Some(0)
+            || profile.max_epochs == Some(0)
+            || profile.max_axis_values.is_some_and(|m| m < 2)
+        {
+            bail!("{}: replicates, max_replicates and max_epochs must be at least 1, max_axis_values at least 2", file.display());
         }
         if let (Some(points), Some(test)) = (profile.analysis_points, profile.test_samples) {
             if points > test {

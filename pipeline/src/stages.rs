@@ -9,13 +9,14 @@ use candle_core::Device;
 use crate::analysis::{load_result, plan_projections, run_projections, ProjectionJob, ProjectionResult};
 use crate::catalogue::Catalogue;
 use crate::datasets::{DataCache, DataConfig};
-use crate::execute::run_jobs;
+use crate::execute::{run_evaluations, run_jobs};
+use crate::follow_up;
 use crate::manifest::{self, Hardware, ProjectionEntry, RunManifest};
-use crate::plan::{plan, selects, Job};
+use crate::plan::{plan, plan_evaluations, plan_follow_up, selects, EvalJob, Job, Selection};
 use crate::profile::Profile;
 use crate::render::{render_run, RenderInput};
 use crate::separation::SeparationTables;
-use crate::store::{JobResult, RunStore};
+use crate::store::{EvalResult, JobResult, RunStore};
 use crate::tables::Tables;
 
 /// Where the pipeline reads its inputs from; the defaults are the source tree's own files.
@@ -86,7 +87,38 @@ pub fn run(sources: &Sources, request: &RunRequest) -> Result<RunManifest> {
     store.write_json("manifest.json", &run_manifest)?;
 
     let mut data = DataCache::new(sources.data.clone(), Device::Cpu);
-    let outcome = run_jobs(&jobs, &store, &mut data, &Device::Cpu, request.threads)?;
+    let mut outcome = run_jobs(&jobs, &store, &mut data, &Device::Cpu, request.threads)?;
+    let finished: Vec<Job> = jobs.iter().filter(|j| store.is_complete(&j.id)).cloned().collect();
+    let tables = aggregate(&store, &finished, &[])?;
+
+    // Follow-ups, now that the sweeps they choose from are aggregated.
+    let selection = Selection::new(&catalogue, &request.assignments)?;
+    let mut jobs = jobs;
+    let mut choices = Vec::new();
+    for experiment in catalogue.assignments.iter().flat_map(|a| &a.experiments) {
+        if experiment.follow_up.is_none() || !selection.trains(&experiment.id) {
+            continue;
+        }
+        let choice = match tables.as_ref().map(|t| follow_up::choose(&catalogue, &profile, experiment, t)) {
+            Some(Ok(choice)) => choice,
+            Some(Err(why)) => {
+                eprintln!("follow-up {} not run: {why:#}", experiment.id);
+                continue;
+            }
+            None => continue,
+        };
+        eprintln!(
+            "follow-up {}: {} of {} is best on {} ({:.4})",
+            experiment.id, choice.chosen.label, choice.of, choice.metric, choice.chosen.stat.mean
+        );
+        let follow_up_jobs = plan_follow_up(&catalogue, experiment, choice.chosen.point.clone(), &profile, request.seed)?;
+        let ran = run_jobs(&follow_up_jobs, &store, &mut data, &Device::Cpu, request.threads)?;
+        outcome.absorb(ran);
+        jobs.extend(follow_up_jobs);
+        choices.push(choice);
+    }
+    store.write_json(follow_up::CHOICES_FILE, &choices)?;
+    store.write_json("plan.json", &jobs)?;
     eprintln!("{} jobs ran, {} reused from earlier runs", outcome.ran, outcome.reused);
     if outcome.unavailable > 0 {
         eprintln!(
@@ -94,9 +126,20 @@ pub fn run(sources: &Sources, request: &RunRequest) -> Result<RunManifest> {
             outcome.unavailable
         );
     }
-
     let finished: Vec<Job> = jobs.iter().filter(|j| store.is_complete(&j.id)).cloned().collect();
-    aggregate(&store, &finished)?;
+
+    // Evaluations of the trained models.
+    let evaluation_jobs = plan_evaluations(&catalogue, &request.assignments, &finished)?;
+    let mut evaluated = Vec::new();
+    if !evaluation_jobs.is_empty() {
+        store.write_json("evaluations.json", &evaluation_jobs)?;
+        let ran = run_evaluations(&evaluation_jobs, &store, &mut data, &Device::Cpu)?;
+        eprintln!("{} evaluation jobs ran, {} reused from earlier runs", ran.ran, ran.reused);
+        evaluated = evaluation_jobs.iter().filter(|j| store.is_complete(&j.id)).cloned().collect();
+    }
+    if aggregate(&store, &finished, &evaluated)?.is_none() {
+        anyhow::bail!("no finished jobs to aggregate: every job of the plan was skipped (see above)");
+    }
     run_manifest.jobs = outcome.entries;
 
     let projections = plan_projections(&catalogue, &profile, request.seed, &jobs);
@@ -138,12 +181,16 @@ pub fn run_single(sources: &Sources, job: &Job, run_dir: &Path, threads: usize) 
     Ok(())
 }
 
-/// Collects the plan's finished jobs into the result tables.
-pub fn aggregate(store: &RunStore, jobs: &[Job]) -> Result<Tables> {
+/// Collects the plan's finished jobs and evaluations into the result tables (none if no job finished).
+pub fn aggregate(store: &RunStore, jobs: &[Job], evaluations: &[EvalJob]) -> Result<Option<Tables>> {
+    if jobs.is_empty() {
+        return Ok(None);
+    }
     let results: Vec<JobResult> = jobs.iter().map(|job| store.load(job)).collect::<Result<_>>()?;
-    let mut tables = Tables::aggregate(&results)?;
+    let evaluated: Vec<EvalResult> = evaluations.iter().map(|job| store.load_evaluation(job)).collect::<Result<_>>()?;
+    let mut tables = Tables::aggregate(&results, &evaluated)?;
     tables.write(&store.tables_dir())?;
-    Ok(tables)
+    Ok(Some(tables))
 }
 
 /// Collects the finished projections into the separation tables.

@@ -12,7 +12,8 @@ use anyhow::{bail, Context, Result};
 use nnlab_nn::{EpochRecord, Evaluation};
 use serde::{Deserialize, Serialize};
 
-use crate::plan::Job;
+use crate::catalogue::{AxisValue, Transform};
+use crate::plan::{EvalJob, Job};
 
 /// Written last into a job directory; its presence means the job finished.
 pub const DONE_MARKER: &str = "done.json";
@@ -39,6 +40,26 @@ pub struct JobResult {
     /// [`ACTIVATIONS_FILE`] beside the result.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub activations: Option<ActivationsInfo>,
+    /// The sweep point the job trained; empty outside sweeps.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub point: Vec<AxisValue>,
+}
+
+/// The trained weights, safetensors, beside every finished training job's result.
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+
+/// What an evaluation job measured: a trained job's model on a transformed test set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalResult {
+    pub id: String,
+    pub evaluation: String,
+    pub experiment: String,
+    pub replicate: usize,
+    /// The training job whose weights were evaluated.
+    pub trained_job: String,
+    pub transform: Transform,
+    pub test: Evaluation,
+    pub test_samples: usize,
 }
 
 /// Raw little-endian `f32` values, row-major `rows × cols`.
@@ -87,22 +108,46 @@ impl RunStore {
         self.job_dir(id).join(DONE_MARKER).is_file()
     }
 
-    /// Stores a finished job atomically (see the module comment).
-    pub fn save(&self, job: &Job, result: &JobResult, activations: Option<&[f32]>) -> Result<()> {
-        let final_dir = self.job_dir(&job.id);
-        let partial = self.root.join("jobs").join(format!("{}.partial-{}", job.id, partial_suffix()));
+    /// Stores a finished training job atomically (see the module comment); `write_weights` writes
+    /// the model's weights to the path it is given, inside the partial directory.
+    pub fn save(
+        &self,
+        job: &Job,
+        result: &JobResult,
+        activations: Option<&[f32]>,
+        write_weights: impl FnOnce(&Path) -> Result<()>,
+    ) -> Result<()> {
+        self.publish(&job.id, |partial| {
+            write_json(&partial.join("job.json"), job)?;
+            write_json(&partial.join("result.json"), result)?;
+            fs::write(partial.join("history.csv"), history_csv(&result.history))?;
+            if let Some(values) = activations {
+                let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+                fs::write(partial.join(ACTIVATIONS_FILE), bytes)?;
+            }
+            write_weights(&partial.join(WEIGHTS_FILE))
+        })
+    }
+
+    /// Stores a finished evaluation job atomically.
+    pub fn save_evaluation(&self, job: &EvalJob, result: &EvalResult) -> Result<()> {
+        self.publish(&job.id, |partial| {
+            write_json(&partial.join("job.json"), job)?;
+            write_json(&partial.join("result.json"), result)
+        })
+    }
+
+    /// Writes a job's files into a partial directory, the completion marker last, and renames it
+    /// into place.
+    fn publish(&self, id: &str, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+        let final_dir = self.job_dir(id);
+        let partial = self.root.join("jobs").join(format!("{id}.partial-{}", partial_suffix()));
         if partial.exists() {
             fs::remove_dir_all(&partial)?;
         }
         fs::create_dir_all(&partial)?;
-        write_json(&partial.join("job.json"), job)?;
-        write_json(&partial.join("result.json"), result)?;
-        fs::write(partial.join("history.csv"), history_csv(&result.history))?;
-        if let Some(values) = activations {
-            let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-            fs::write(partial.join(ACTIVATIONS_FILE), bytes)?;
-        }
-        write_json(&partial.join(DONE_MARKER), &serde_json::json!({ "id": job.id }))?;
+        write(&partial)?;
+        write_json(&partial.join(DONE_MARKER), &serde_json::json!({ "id": id }))?;
         sync_dir(&partial);
         if final_dir.exists() {
             // Another worker finished the same job first; its result is equivalent.
@@ -111,6 +156,30 @@ impl RunStore {
         }
         fs::rename(&partial, &final_dir).with_context(|| format!("cannot move {} into place", partial.display()))?;
         Ok(())
+    }
+
+    /// The path of a finished training job's weights.
+    pub fn weights_path(&self, job: &Job) -> Result<PathBuf> {
+        let path = self.job_dir(&job.id).join(WEIGHTS_FILE);
+        if !self.is_complete(&job.id) || !path.is_file() {
+            bail!(
+                "job {} ({} replicate {}) has no stored weights in {} (a job of an older version? remove its directory to retrain it)",
+                job.id,
+                job.spec.experiment,
+                job.spec.replicate,
+                self.root.display()
+            );
+        }
+        Ok(path)
+    }
+
+    pub fn load_evaluation(&self, job: &EvalJob) -> Result<EvalResult> {
+        let path = self.job_dir(&job.id).join("result.json");
+        if !self.is_complete(&job.id) {
+            bail!("evaluation job {} ({}) has not finished in {}", job.id, job.evaluation, self.root.display());
+        }
+        let text = fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("{} is not a valid evaluation result", path.display()))
     }
 
     pub fn load(&self, job: &Job) -> Result<JobResult> {

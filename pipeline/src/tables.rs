@@ -1,7 +1,10 @@
 //! The aggregation stage: every finished job's history and final metrics gathered into polars tables,
-//! summarised per experiment (and per epoch) as mean / std / n / min / max across replicates, and
-//! written as Parquet and CSV under `runs/<run>/tables/`. The report reads these files back, so
-//! every number it prints is a number of these tables.
+//! summarised per experiment and sweep point (and per epoch) as mean / std / n / min / max across
+//! replicates, and written as Parquet and CSV under `runs/<run>/tables/`. Every row carries its sweep
+//! point twice: as a `point` label (`units=100, lr=0.05`, empty outside sweeps) and as one column per
+//! sweep axis, so a question such as "test accuracy per lr" is a group-by. Evaluation jobs get
+//! tables of their own, with one column per transform parameter. The report reads these files back,
+//! so every number it prints is a number of these tables.
 
 use std::fs::File;
 use std::path::Path;
@@ -10,15 +13,20 @@ use anyhow::{anyhow, bail, Context, Result};
 use polars::prelude::*;
 use serde::Serialize;
 
-use crate::store::JobResult;
+use crate::catalogue::{point_label, AxisValue};
+use crate::store::{EvalResult, JobResult};
 
 /// Metrics recorded per epoch.
 pub const EPOCH_METRICS: [&str; 5] = ["loss", "acc", "val_loss", "val_acc", "seconds"];
 /// Metrics recorded once per job.
 pub const FINAL_METRICS: [&str; 5] = ["test_loss", "test_acc", "train_samples_per_s", "epoch_seconds", "wall_seconds"];
 
+/// Columns of the tables that no sweep axis may take as its name.
+pub const RESERVED_COLUMNS: [&str; 10] =
+    ["experiment", "point", "replicate", "seed", "epoch", "job", "evaluation", "transform", "trained_job", "n"];
+
 /// Summary of one metric across replicates. `std` is the sample standard deviation (n - 1), absent for n = 1.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 pub struct Stat {
     pub mean: f64,
     pub std: Option<f64>,
@@ -40,29 +48,55 @@ pub struct Tables {
     pub history_summary: DataFrame,
     pub finals: DataFrame,
     pub final_summary: DataFrame,
+    /// Evaluation jobs' metrics and their summary per (evaluation, experiment, transform); empty
+    /// frames when the run has no evaluations.
+    pub evaluations: DataFrame,
+    pub evaluation_summary: DataFrame,
 }
 
-const NAMES: [&str; 4] = ["history", "history_summary", "final", "final_summary"];
+const NAMES: [&str; 6] = ["history", "history_summary", "final", "final_summary", "evaluation", "evaluation_summary"];
+
+/// Metrics of an evaluation job.
+pub const EVALUATION_METRICS: [&str; 2] = ["test_loss", "test_acc"];
 
 impl Tables {
     /// Builds every table from the jobs' results.
-    pub fn aggregate(results: &[JobResult]) -> Result<Self> {
+    pub fn aggregate(results: &[JobResult], evaluations: &[EvalResult]) -> Result<Self> {
         if results.is_empty() {
             bail!("no finished jobs to aggregate");
         }
         let history = history_frame(results)?;
         let finals = finals_frame(results)?;
-        let history_summary = summarise(&history, &["experiment", "epoch"], &EPOCH_METRICS)?;
-        let final_summary = summarise(&finals, &["experiment"], &FINAL_METRICS)?;
-        Ok(Tables { history, history_summary, finals, final_summary })
+        let axes = axis_names(results.iter().map(|r| r.point.as_slice()));
+        let history_summary = summarise_points(&history, &["experiment", "point", "epoch"], &axes, &EPOCH_METRICS)?;
+        let final_summary = summarise_points(&finals, &["experiment", "point"], &axes, &FINAL_METRICS)?;
+        let evaluation_frame = evaluations_frame(evaluations)?;
+        let columns: Vec<Vec<AxisValue>> = evaluations.iter().map(|e| e.transform.columns()).collect();
+        let transform_axes = axis_names(columns.iter().map(Vec::as_slice));
+        let evaluation_summary = summarise_points(
+            &evaluation_frame,
+            &["evaluation", "experiment", "transform"],
+            &transform_axes,
+            &EVALUATION_METRICS,
+        )?;
+        Ok(Tables { history, history_summary, finals, final_summary, evaluations: evaluation_frame, evaluation_summary })
+    }
+
+    fn frames(&mut self) -> [&mut DataFrame; 6] {
+        [
+            &mut self.history,
+            &mut self.history_summary,
+            &mut self.finals,
+            &mut self.final_summary,
+            &mut self.evaluations,
+            &mut self.evaluation_summary,
+        ]
     }
 
     /// Writes `<name>.parquet` and `<name>.csv` for each table, each file atomically.
     pub fn write(&mut self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir)?;
-        for (name, frame) in
-            NAMES.into_iter().zip([&mut self.history, &mut self.history_summary, &mut self.finals, &mut self.final_summary])
-        {
+        for (name, frame) in NAMES.into_iter().zip(self.frames()) {
             write_frame(frame, &dir.join(format!("{name}.parquet")), |f, df| ParquetWriter::new(f).finish(df).map(|_| ()))?;
             write_frame(frame, &dir.join(format!("{name}.csv")), |f, df| CsvWriter::new(f).finish(df))?;
         }
@@ -81,44 +115,96 @@ impl Tables {
             history_summary: read(NAMES[1])?,
             finals: read(NAMES[2])?,
             final_summary: read(NAMES[3])?,
+            evaluations: read(NAMES[4])?,
+            evaluation_summary: read(NAMES[5])?,
         })
     }
 
-    /// The across-replicate summary of a final metric of an experiment.
+    /// The across-replicate summary of a final metric of an experiment that has one point (no
+    /// sweep, or a follow-up).
     pub fn stat(&self, experiment: &str, metric: &str) -> Result<Stat> {
         let df = rows_of(&self.final_summary, experiment)?;
         if df.height() != 1 {
-            bail!("final_summary has {} rows for experiment {experiment}", df.height());
+            bail!("final_summary has {} rows for experiment {experiment} (a sweep: ask for a point)", df.height());
         }
-        Ok(Stat {
-            mean: f64_at(&df, &format!("{metric}_mean"), 0)?.ok_or_else(|| anyhow!("{experiment}: {metric} has no mean"))?,
-            std: f64_at(&df, &format!("{metric}_std"), 0)?,
-            n: u32_at(&df, "n", 0)? as usize,
-            min: f64_at(&df, &format!("{metric}_min"), 0)?.unwrap_or(f64::NAN),
-            max: f64_at(&df, &format!("{metric}_max"), 0)?.unwrap_or(f64::NAN),
-        })
+        stat_in_row(&df, 0, metric).with_context(|| experiment.to_string())
+    }
+
+    /// The summary of a final metric at every point of a sweep, in sweep order: (point label, stat).
+    pub fn point_stats(&self, experiment: &str, metric: &str) -> Result<Vec<(String, Stat)>> {
+        let df = rows_of(&self.final_summary, experiment)?;
+        (0..df.height())
+            .map(|row| Ok((str_at(&df, "point", row)?, stat_in_row(&df, row, metric).with_context(|| experiment.to_string())?)))
+            .collect()
+    }
+
+    /// The summary of an evaluation's metric per (experiment, transform), with the transform's
+    /// parameter columns: (experiment, transform label, stat).
+    pub fn evaluation_stats(&self, evaluation: &str, metric: &str) -> Result<Vec<(String, String, Stat)>> {
+        let df = self.evaluation_summary.clone().lazy().filter(col("evaluation").eq(lit(evaluation))).collect()?;
+        if df.height() == 0 {
+            bail!("the result tables hold no rows for evaluation {evaluation}");
+        }
+        (0..df.height())
+            .map(|row| Ok((str_at(&df, "experiment", row)?, str_at(&df, "transform", row)?, stat_in_row(&df, row, metric)?)))
+            .collect()
     }
 
     /// The per-epoch mean ± std curve of a metric (empty if the metric was never recorded, e.g. no validation).
     pub fn curve(&self, experiment: &str, metric: &str) -> Result<Vec<CurvePoint>> {
         let df = rows_of(&self.history_summary, experiment)?;
+        let points = df.column("point")?.n_unique()?;
+        if points != 1 {
+            bail!("experiment {experiment} has {points} sweep points: ask for the curve of one");
+        }
+        curve_of(&df, metric)
+    }
+
+    /// The per-epoch curve of a metric at one point of a sweep.
+    pub fn point_curve(&self, experiment: &str, point: &str, metric: &str) -> Result<Vec<CurvePoint>> {
+        let df = rows_of(&self.history_summary, experiment)?.lazy().filter(col("point").eq(lit(point))).collect()?;
+        if df.height() == 0 {
+            bail!("experiment {experiment} has no sweep point {point}");
+        }
+        curve_of(&df, metric)
+    }
+}
+
+fn curve_of(df: &DataFrame, metric: &str) -> Result<Vec<CurvePoint>> {
+    {
         let mut points = Vec::with_capacity(df.height());
         for row in 0..df.height() {
-            if let Some(mean) = f64_at(&df, &format!("{metric}_mean"), row)? {
+            if let Some(mean) = f64_at(df, &format!("{metric}_mean"), row)? {
                 points.push(CurvePoint {
-                    epoch: u32_at(&df, "epoch", row)? as usize,
+                    epoch: u32_at(df, "epoch", row)? as usize,
                     mean,
-                    std: f64_at(&df, &format!("{metric}_std"), row)?,
+                    std: f64_at(df, &format!("{metric}_std"), row)?,
                 });
             }
         }
         Ok(points)
     }
+}
 
+impl Tables {
     /// Each replicate's value of a final metric, in replicate order.
     pub fn replicate_values(&self, experiment: &str, metric: &str) -> Result<Vec<f64>> {
         let df = rows_of(&self.finals, experiment)?;
         (0..df.height()).map(|row| f64_at(&df, metric, row)?.ok_or_else(|| anyhow!("{experiment}: {metric} missing"))).collect()
+    }
+
+    /// Each replicate's value of a final metric at one sweep point, in replicate order.
+    pub fn point_replicate_values(&self, experiment: &str, point: &str, metric: &str) -> Result<Vec<f64>> {
+        let df = rows_of(&self.finals, experiment)?.lazy().filter(col("point").eq(lit(point))).collect()?;
+        (0..df.height())
+            .map(|row| f64_at(&df, metric, row)?.ok_or_else(|| anyhow!("{experiment} {point}: {metric} missing")))
+            .collect()
+    }
+
+    /// The replicate numbers an experiment's history holds.
+    pub fn replicates(&self, experiment: &str) -> Result<Vec<u32>> {
+        let df = rows_of(&self.finals, experiment)?;
+        (0..df.height()).map(|row| u32_at(&df, "replicate", row)).collect()
     }
 
     /// One replicate's per-epoch rows: (epoch, loss, acc, val_loss, val_acc, seconds).
@@ -139,8 +225,9 @@ impl Tables {
 fn history_frame(results: &[JobResult]) -> Result<DataFrame> {
     let rows: Vec<(&JobResult, &nnlab_nn::EpochRecord)> =
         results.iter().flat_map(|r| r.history.iter().map(move |e| (r, e))).collect();
-    Ok(df!(
+    let mut frame = df!(
         "experiment" => rows.iter().map(|(r, _)| r.experiment.as_str()).collect::<Vec<_>>(),
+        "point" => rows.iter().map(|(r, _)| point_label(&r.point)).collect::<Vec<_>>(),
         "replicate" => rows.iter().map(|(r, _)| r.replicate as u32).collect::<Vec<_>>(),
         "seed" => rows.iter().map(|(r, _)| r.seed).collect::<Vec<_>>(),
         "epoch" => rows.iter().map(|(_, e)| e.epoch as u32).collect::<Vec<_>>(),
@@ -150,13 +237,16 @@ fn history_frame(results: &[JobResult]) -> Result<DataFrame> {
         "val_acc" => rows.iter().map(|(_, e)| e.val_acc).collect::<Vec<_>>(),
         "seconds" => rows.iter().map(|(_, e)| e.seconds).collect::<Vec<_>>(),
         "train_seconds" => rows.iter().map(|(_, e)| e.train_seconds).collect::<Vec<_>>(),
-    )?)
+    )?;
+    add_axis_columns(&mut frame, &rows.iter().map(|(r, _)| r.point.as_slice()).collect::<Vec<_>>())?;
+    Ok(frame)
 }
 
 fn finals_frame(results: &[JobResult]) -> Result<DataFrame> {
     let epoch_seconds = |r: &JobResult| r.history.iter().map(|e| e.seconds).sum::<f64>() / r.history.len().max(1) as f64;
-    Ok(df!(
+    let mut frame = df!(
         "experiment" => results.iter().map(|r| r.experiment.as_str()).collect::<Vec<_>>(),
+        "point" => results.iter().map(|r| point_label(&r.point)).collect::<Vec<_>>(),
         "replicate" => results.iter().map(|r| r.replicate as u32).collect::<Vec<_>>(),
         "seed" => results.iter().map(|r| r.seed).collect::<Vec<_>>(),
         "job" => results.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
@@ -168,7 +258,68 @@ fn finals_frame(results: &[JobResult]) -> Result<DataFrame> {
         "train_samples_per_s" => results.iter().map(|r| r.train_samples_per_s).collect::<Vec<_>>(),
         "epoch_seconds" => results.iter().map(epoch_seconds).collect::<Vec<_>>(),
         "wall_seconds" => results.iter().map(|r| r.wall_seconds).collect::<Vec<_>>(),
-    )?)
+    )?;
+    add_axis_columns(&mut frame, &results.iter().map(|r| r.point.as_slice()).collect::<Vec<_>>())?;
+    Ok(frame)
+}
+
+fn evaluations_frame(results: &[EvalResult]) -> Result<DataFrame> {
+    let columns: Vec<Vec<AxisValue>> = results.iter().map(|r| r.transform.columns()).collect();
+    let mut frame = df!(
+        "evaluation" => results.iter().map(|r| r.evaluation.as_str()).collect::<Vec<_>>(),
+        "experiment" => results.iter().map(|r| r.experiment.as_str()).collect::<Vec<_>>(),
+        "transform" => columns.iter().map(|c| point_label(c)).collect::<Vec<_>>(),
+        "replicate" => results.iter().map(|r| r.replicate as u32).collect::<Vec<_>>(),
+        "job" => results.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        "trained_job" => results.iter().map(|r| r.trained_job.as_str()).collect::<Vec<_>>(),
+        "test_loss" => results.iter().map(|r| r.test.loss).collect::<Vec<_>>(),
+        "test_acc" => results.iter().map(|r| r.test.acc).collect::<Vec<_>>(),
+    )?;
+    add_axis_columns(&mut frame, &columns.iter().map(Vec::as_slice).collect::<Vec<_>>())?;
+    Ok(frame)
+}
+
+/// The axis names of the points, in first-seen order.
+fn axis_names<'a>(points: impl Iterator<Item = &'a [AxisValue]>) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for value in points.flatten() {
+        if !names.contains(&value.axis) {
+            names.push(value.axis.clone());
+        }
+    }
+    names
+}
+
+/// One column per axis, null where a row's point lacks it: Float64 when every value is a number,
+/// text otherwise.
+fn add_axis_columns(frame: &mut DataFrame, points: &[&[AxisValue]]) -> Result<()> {
+    for axis in axis_names(points.iter().copied()) {
+        let values: Vec<Option<&serde_json::Value>> =
+            points.iter().map(|p| p.iter().find(|v| v.axis == axis).map(|v| &v.value)).collect();
+        let column = if values.iter().flatten().all(|v| v.is_number()) {
+            Column::new(axis.as_str().into(), values.iter().map(|v| v.and_then(serde_json::Value::as_f64)).collect::<Vec<_>>())
+        } else {
+            Column::new(
+                axis.as_str().into(),
+                values.iter().map(|v| v.map(crate::catalogue::value_text)).collect::<Vec<Option<String>>>(),
+            )
+        };
+        frame.with_column(column)?;
+    }
+    Ok(())
+}
+
+/// [`summarise`] by `keys`, carrying each axis column along (constant within a group).
+fn summarise_points(frame: &DataFrame, keys: &[&str], axes: &[String], metrics: &[&str]) -> Result<DataFrame> {
+    let mut summary = summarise(frame, keys, metrics)?;
+    if axes.is_empty() || frame.height() == 0 {
+        return Ok(summary);
+    }
+    let firsts: Vec<Expr> = axes.iter().map(|a| col(a.as_str()).first()).collect();
+    let key_exprs: Vec<Expr> = keys.iter().map(|k| col(*k)).collect();
+    let axis_values = frame.clone().lazy().group_by_stable(key_exprs).agg(firsts).collect()?;
+    summary = summary.left_join(&axis_values, keys.iter().copied(), keys.iter().copied())?;
+    Ok(summary)
 }
 
 /// Group by `keys` (in first-seen order) and summarise each metric: mean, std (ddof 1), min, max; n = group size.
@@ -182,6 +333,21 @@ pub(crate) fn summarise(frame: &DataFrame, keys: &[&str], metrics: &[&str]) -> R
     }
     let key_exprs: Vec<Expr> = keys.iter().map(|k| col(*k)).collect();
     Ok(frame.clone().lazy().group_by_stable(key_exprs).agg(aggs).collect()?)
+}
+
+fn stat_in_row(df: &DataFrame, row: usize, metric: &str) -> Result<Stat> {
+    Ok(Stat {
+        mean: f64_at(df, &format!("{metric}_mean"), row)?.ok_or_else(|| anyhow!("{metric} has no mean"))?,
+        std: f64_at(df, &format!("{metric}_std"), row)?,
+        n: u32_at(df, "n", row)? as usize,
+        min: f64_at(df, &format!("{metric}_min"), row)?.unwrap_or(f64::NAN),
+        max: f64_at(df, &format!("{metric}_max"), row)?.unwrap_or(f64::NAN),
+    })
+}
+
+pub(crate) fn str_at(df: &DataFrame, name: &str, row: usize) -> Result<String> {
+    let column = df.column(name).map_err(|_| anyhow!("result table lacks column {name}"))?;
+    Ok(column.str()?.get(row).unwrap_or_default().to_string())
 }
 
 fn rows_of(frame: &DataFrame, experiment: &str) -> Result<DataFrame> {
@@ -246,13 +412,82 @@ mod tests {
             wall_seconds: 2.0,
             threads: 1,
             activations: None,
+            point: vec![],
         }
+    }
+
+    fn swept(experiment: &str, lr: f64, units: u64, replicate: usize, acc: f64) -> JobResult {
+        let mut r = result(experiment, replicate, acc);
+        r.point = vec![
+            AxisValue { axis: "lr".into(), value: serde_json::json!(lr) },
+            AxisValue { axis: "units".into(), value: serde_json::json!(units) },
+        ];
+        r
+    }
+
+    #[test]
+    fn sweep_points_are_rows_with_one_column_per_axis() {
+        let results = vec![
+            swept("x.grid", 0.1, 10, 1, 0.90),
+            swept("x.grid", 0.1, 10, 2, 0.92),
+            swept("x.grid", 0.5, 10, 1, 0.80),
+            swept("x.grid", 0.5, 10, 2, 0.84),
+            result("x.plain", 1, 0.5),
+        ];
+        let evaluations: Vec<EvalResult> = [(1usize, 0usize, 0.9), (2, 0, 0.8), (1, 3, 0.5), (2, 3, 0.7)]
+            .into_iter()
+            .map(|(replicate, pixels, acc)| EvalResult {
+                id: format!("e{replicate}{pixels}"),
+                evaluation: "x.shift".into(),
+                experiment: "x.plain".into(),
+                replicate,
+                trained_job: "t".into(),
+                transform: crate::catalogue::Transform::Roll { direction: nnlab_data::Direction::Right, pixels },
+                test: Evaluation { loss: 1.0, acc },
+                test_samples: 10,
+            })
+            .collect();
+        let mut tables = Tables::aggregate(&results, &evaluations).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        tables.write(dir.path()).unwrap();
+        let tables = Tables::read(dir.path()).unwrap();
+
+        let stats = tables.point_stats("x.grid", "test_acc").unwrap();
+        assert_eq!(stats.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>(), ["lr=0.1, units=10", "lr=0.5, units=10"]);
+        assert!((stats[1].1.mean - 0.82).abs() < 1e-12 && stats[1].1.n == 2);
+        assert!(tables.stat("x.grid", "test_acc").unwrap_err().to_string().contains("sweep"));
+        assert_eq!(tables.stat("x.plain", "test_acc").unwrap().n, 1);
+        assert_eq!(tables.point_curve("x.grid", "lr=0.5, units=10", "acc").unwrap().len(), 2);
+        assert!(tables.curve("x.grid", "acc").is_err());
+
+        // "Mean test accuracy per lr" is a group-by on the axis column.
+        let per_lr = tables
+            .finals
+            .clone()
+            .lazy()
+            .filter(col("experiment").eq(lit("x.grid")))
+            .group_by_stable([col("lr")])
+            .agg([col("test_acc").mean()])
+            .collect()
+            .unwrap();
+        assert_eq!(per_lr.column("lr").unwrap().f64().unwrap().get(1), Some(0.5));
+        assert!((per_lr.column("test_acc").unwrap().f64().unwrap().get(1).unwrap() - 0.82).abs() < 1e-12);
+        let summary_lr = tables.final_summary.column("lr").unwrap().f64().unwrap().clone();
+        assert_eq!(summary_lr.get(0), Some(0.1));
+        assert_eq!(summary_lr.get(2), None, "the unswept experiment has no lr");
+
+        let shifted = tables.evaluation_stats("x.shift", "test_acc").unwrap();
+        assert_eq!(shifted.len(), 2);
+        assert_eq!((shifted[1].0.as_str(), shifted[1].1.as_str()), ("x.plain", "direction=right, pixels=3"));
+        assert!((shifted[1].2.mean - 0.6).abs() < 1e-12);
+        let pixels = tables.evaluation_summary.column("pixels").unwrap().f64().unwrap().get(1);
+        assert_eq!(pixels, Some(3.0));
     }
 
     #[test]
     fn summaries_are_mean_std_n_and_survive_parquet() {
         let results = vec![result("x.a", 1, 0.90), result("x.a", 2, 0.92), result("x.a", 3, 0.94), result("x.b", 1, 0.5)];
-        let mut tables = Tables::aggregate(&results).unwrap();
+        let mut tables = Tables::aggregate(&results, &[]).unwrap();
         let dir = tempfile::tempdir().unwrap();
         tables.write(dir.path()).unwrap();
         assert!(dir.path().join("final_summary.csv").is_file());

@@ -132,6 +132,53 @@ impl Model {
             .collect()
     }
 
+    /// The trainable variables under their Keras-style names: `dense.kernel`, `dense.bias`, `conv2d_1.kernel`, …
+    pub fn named_vars(&self) -> Result<Vec<(String, &Var)>> {
+        let plan = self.spec.plan()?;
+        Ok(self
+            .layers
+            .iter()
+            .zip(plan)
+            .flat_map(|(layer, planned)| match layer {
+                Layer::Dense { kernel, bias, .. } | Layer::Conv2d { kernel, bias, .. } => {
+                    vec![(format!("{}.kernel", planned.name), kernel), (format!("{}.bias", planned.name), bias)]
+                }
+                _ => vec![],
+            })
+            .collect())
+    }
+
+    /// Writes the weights as safetensors (candle's layout: dense kernels `(in, out)`, conv kernels
+    /// `(filters, channels, kh, kw)`).
+    pub fn save_weights(&self, path: &std::path::Path) -> Result<()> {
+        let tensors: std::collections::HashMap<String, Tensor> =
+            self.named_vars()?.into_iter().map(|(name, var)| (name, var.as_tensor().clone())).collect();
+        candle_core::safetensors::save(&tensors, path)?;
+        Ok(())
+    }
+
+    /// Replaces the weights with those of a safetensors file written by [`Model::save_weights`] for
+    /// the same spec; a missing, extra or misshapen tensor is an error naming it.
+    pub fn load_weights(&self, path: &std::path::Path) -> Result<()> {
+        let origin = path.display().to_string();
+        let mut tensors = candle_core::safetensors::load(path, &self.device)
+            .map_err(|e| NnError::spec(origin.clone(), format!("cannot read the weights: {e}")))?;
+        for (name, var) in self.named_vars()? {
+            let tensor = tensors.remove(&name).ok_or_else(|| NnError::spec(origin.clone(), format!("no tensor {name}")))?;
+            if tensor.dims() != var.as_tensor().dims() {
+                return Err(NnError::spec(
+                    origin.clone(),
+                    format!("{name} has shape {:?}, the model needs {:?}", tensor.dims(), var.as_tensor().dims()),
+                ));
+            }
+            var.set(&tensor.to_dtype(DType::F32)?)?;
+        }
+        if let Some(extra) = tensors.keys().next() {
+            return Err(NnError::spec(origin, format!("tensor {extra} belongs to no layer of the model")));
+        }
+        Ok(())
+    }
+
     /// Runs the model on a batch shaped `(batch, input...)`; the last layer's activation is left to the loss.
     pub fn forward(&self, x: &Tensor, mode: Mode<'_>) -> Result<Output> {
         let last = self.layers.len() - 1;
@@ -440,5 +487,30 @@ mod tests {
         let expected: f32 = 0.5 * kernel.iter().map(|w| w * w).sum::<f32>();
         let got = model.l2_penalty().unwrap().unwrap().to_scalar::<f32>().unwrap();
         assert!((got - expected).abs() < 1e-6);
+    }
+
+    #[test]
+    fn weights_round_trip_through_safetensors_and_mismatches_are_named() {
+        let spec: ModelSpec = toml::from_str(
+            "input = [6, 6, 1]\nlayers = [{ type = \"conv2d\", filters = 2, kernel = [3, 3] }, { type = \"flatten\" }, { type = \"dense\", units = 3, activation = \"softmax\" }]",
+        )
+        .unwrap();
+        use crate::init::rng_stream;
+        let trained = Model::build(&spec, &mut rng_stream(1, 0), &Device::Cpu).unwrap();
+        let fresh = Model::build(&spec, &mut rng_stream(2, 0), &Device::Cpu).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.safetensors");
+        trained.save_weights(&path).unwrap();
+        fresh.load_weights(&path).unwrap();
+        let values = |m: &Model| -> Vec<Vec<f32>> {
+            m.vars().iter().map(|v| v.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap()).collect()
+        };
+        assert_eq!(values(&trained), values(&fresh));
+        let names: Vec<String> = trained.named_vars().unwrap().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["conv2d.kernel", "conv2d.bias", "dense.kernel", "dense.bias"]);
+
+        let wider: ModelSpec = toml::from_str(&toml::to_string(&spec).unwrap().replace("units = 3", "units = 4")).unwrap();
+        let err = Model::build(&wider, &mut rng_stream(1, 0), &Device::Cpu).unwrap().load_weights(&path).unwrap_err().to_string();
+        assert!(err.contains("dense.kernel") && err.contains("w.safetensors"), "{err}");
     }
 }

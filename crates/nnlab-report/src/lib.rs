@@ -7,6 +7,7 @@
 mod atomic;
 pub mod error;
 pub mod figure;
+pub mod heatmap;
 mod helpers;
 mod markdown;
 pub mod render;
@@ -15,6 +16,7 @@ pub mod scatter;
 pub use atomic::write_atomic;
 pub use error::{ReportError, Result};
 pub use figure::{line_chart_svg, LineChart, Point, Series};
+pub use heatmap::{heat_map_svg, HeatMap};
 pub use markdown::markdown_to_html;
 pub use render::{IndexEntry, Page, Renderer, SiteIndex};
 pub use scatter::{scatter_svg, ScatterChart};

@@ -50,6 +50,17 @@ pub struct Experiment {
     /// Set when this experiment trains the best point of another experiment's sweep.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub follow_up: Option<FollowUp>,
+    /// A level the assignment asks the model to reach, which its report measures it against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Target>,
+}
+
+/// E.g. `{ metric = "val_acc", at_least = 0.99 }`: a per-epoch metric of the history and its goal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    pub metric: String,
+    pub at_least: f64,
 }
 
 /// Which point of a sweep a follow-up trains: the one whose mean `metric` (a final metric of the
@@ -363,6 +374,11 @@ fn check_experiment(experiment: &Experiment) -> Result<()> {
     }
     if experiment.train.epochs == 0 || experiment.train.batch_size == 0 {
         bail!("train.epochs and train.batch_size must be at least 1");
+    }
+    if let Some(target) = &experiment.target {
+        if !crate::tables::EPOCH_METRICS.contains(&target.metric.as_str()) {
+            bail!("target.metric `{}` is not one of {}", target.metric, crate::tables::EPOCH_METRICS.join(", "));
+        }
     }
     Ok(())
 }

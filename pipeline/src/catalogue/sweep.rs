@@ -109,6 +109,10 @@ pub(crate) fn check_axis(experiment: &Experiment, axis: &SweepAxis) -> Result<()
     if axis.axis.is_empty() || axis.axis.contains(['=', ',']) {
         bail!("sweep axis `{}`: the axis name must be non-empty, without `=` or `,`", axis.axis);
     }
+    if crate::tables::RESERVED_COLUMNS.contains(&axis.axis.as_str()) || crate::tables::FINAL_METRICS.contains(&axis.axis.as_str())
+    {
+        bail!("sweep axis `{}`: the name is a column of the result tables already; choose another", axis.axis);
+    }
     if axis.values.is_empty() {
         bail!("sweep axis `{}`: it has no values", axis.axis);
     }

@@ -52,7 +52,7 @@ pub fn page(input: &RenderInput<'_>) -> Result<BuiltPage> {
             "epoch_time_ratio": epoch_seconds(&cnn_dropout.id)? / epoch_seconds(&cnn.id)?,
         },
     });
-    Ok(BuiltPage { title: format!("a1 — {}", assignment.title), context })
+    Ok(BuiltPage { title: format!("a1 — {}", assignment.title), context, figures: Vec::new() })
 }
 
 /// Shapes and the first one-hot label rows of the data the models saw.
@@ -103,7 +103,7 @@ fn reliability(acc: f64) -> Value {
 /// says so, with the reason the run recorded, and everything else still renders.
 fn cifar_json(input: &RenderInput<'_>, cifar: &Experiment, mnist_cnn: &Experiment) -> Result<Value> {
     let tables = input.tables;
-    let summary = super::context::summary_json(cifar)?;
+    let summary = serde_json::to_value(super::context::summary_view(cifar)?)?;
     if tables.stat(&cifar.id, "test_acc").is_err() {
         let reason = input
             .manifest

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use nnlab_report::figure::{line_chart_svg, LineChart, Point, Series};
+use nnlab_report::{heat_map_svg, HeatMap};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -88,20 +89,47 @@ pub fn stat_json(stat: &Stat) -> Value {
     json!({ "mean": stat.mean, "std": stat.std, "n": stat.n, "min": stat.min, "max": stat.max })
 }
 
-/// Accuracy and loss figures (training vs validation, mean line with ±std band) of one experiment,
-/// written under `<out_dir>/figures/`; returns their paths relative to `out_dir`.
-pub fn history_figures(tables: &Tables, experiment: &Experiment, out_dir: &Path) -> Result<Value> {
-    let dir = out_dir.join("figures");
-    std::fs::create_dir_all(&dir)?;
-    let mut paths = serde_json::Map::new();
+/// A figure a page shows. Page builders only describe figures; the figure step
+/// ([`write_figures`]) draws and writes them all.
+pub enum Figure {
+    Line(LineChart),
+    Heat(HeatMap),
+}
+
+pub struct FigureFile {
+    /// Relative to the report directory, as the page links it: `figures/<name>.svg`.
+    pub path: String,
+    pub figure: Figure,
+}
+
+/// The figure step: draws every figure and writes it atomically under the report directory.
+pub fn write_figures(out_dir: &Path, figures: &[FigureFile]) -> Result<()> {
+    for file in figures {
+        let svg = match &file.figure {
+            Figure::Line(chart) => line_chart_svg(chart),
+            Figure::Heat(map) => heat_map_svg(map),
+        }
+        .with_context(|| format!("figure {}", file.path))?;
+        let path = out_dir.join(&file.path);
+        std::fs::create_dir_all(path.parent().expect("figure paths have a folder"))?;
+        nnlab_report::write_atomic(&path, svg.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Where a model's history figures are linked from.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryFigures {
+    pub acc: String,
+    pub loss: String,
+}
+
+/// Accuracy and loss figures (training vs validation, mean line with ±std band) of one experiment.
+pub fn history_figures(tables: &Tables, experiment: &Experiment) -> Result<(HistoryFigures, Vec<FigureFile>)> {
+    let mut files = Vec::new();
     for (key, label) in [("acc", "accuracy"), ("loss", "loss")] {
         let series = |metric: &str, name: &str, dashed: bool| -> Result<Series> {
-            let points = tables
-                .curve(&experiment.id, metric)?
-                .iter()
-                .map(|p| Point { x: p.epoch as f64, mean: p.mean, std: p.std })
-                .collect();
-            Ok(Series { label: name.to_string(), points, dashed })
+            Ok(Series { label: name.to_string(), points: curve_points(&tables.curve(&experiment.id, metric)?), dashed })
         };
         let chart = LineChart {
             title: format!("{} — {label}", experiment.id),
@@ -110,12 +138,14 @@ pub fn history_figures(tables: &Tables, experiment: &Experiment, out_dir: &Path)
             log_x: false,
             series: vec![series(key, "training", false)?, series(&format!("val_{key}"), validation_label(experiment), true)?],
         };
-        let file = format!("{}-{key}.svg", experiment.id);
-        let svg = line_chart_svg(&chart).with_context(|| format!("figure {file}"))?;
-        nnlab_report::write_atomic(&dir.join(&file), svg.as_bytes())?;
-        paths.insert(key.into(), json!(format!("figures/{file}")));
+        files.push(FigureFile { path: format!("figures/{}-{key}.svg", experiment.id), figure: Figure::Line(chart) });
     }
-    Ok(Value::Object(paths))
+    let paths = HistoryFigures { acc: files[0].path.clone(), loss: files[1].path.clone() };
+    Ok((paths, files))
+}
+
+pub fn curve_points(curve: &[CurvePoint]) -> Vec<Point> {
+    curve.iter().map(|p| Point { x: p.epoch as f64, mean: p.mean, std: p.std }).collect()
 }
 
 /// What the per-epoch validation curve was measured on.
@@ -148,43 +178,84 @@ pub fn console_log(tables: &Tables, experiment: &str) -> Result<String> {
         .join("\n"))
 }
 
-/// Keras-style summary rows of an experiment's model.
-pub fn summary_json(experiment: &Experiment) -> Result<Value> {
+/// Keras-style summary of an experiment's model.
+#[derive(Debug, Clone, Serialize)]
+pub struct SummaryView {
+    pub rows: Vec<SummaryRow>,
+    pub total_params: String,
+    pub total_params_raw: usize,
+    pub flops_per_sample: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SummaryRow {
+    pub layer: String,
+    pub output_shape: String,
+    pub params: String,
+}
+
+pub fn summary_view(experiment: &Experiment) -> Result<SummaryView> {
     let summary = nnlab_nn::Summary::of(&experiment.model)?;
-    Ok(json!({
-        "rows": summary.rows.iter().map(|r| json!({
-            "layer": r.layer, "output_shape": r.output_shape,
-            "params": nnlab_nn::summary::group_thousands(r.params),
-        })).collect::<Vec<_>>(),
-        "total_params": nnlab_nn::summary::group_thousands(summary.total_params),
-        "total_params_raw": summary.total_params,
-        "flops_per_sample": nnlab_nn::summary::group_thousands(summary.flops_per_sample),
-    }))
+    let group = nnlab_nn::summary::group_thousands;
+    Ok(SummaryView {
+        rows: summary
+            .rows
+            .iter()
+            .map(|r| SummaryRow { layer: r.layer.clone(), output_shape: r.output_shape.clone(), params: group(r.params) })
+            .collect(),
+        total_params: group(summary.total_params),
+        total_params_raw: summary.total_params,
+        flops_per_sample: group(summary.flops_per_sample),
+    })
 }
 
-/// Everything the templates show about one trained model.
-pub fn model_json(tables: &Tables, experiment: &Experiment, out_dir: &Path) -> Result<Value> {
+/// Everything the templates show about one trained model (the `model_summary` partial's input).
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelView {
+    pub id: String,
+    pub description: String,
+    pub summary: SummaryView,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub optimizer: String,
+    pub loss: String,
+    pub test_acc: Stat,
+    pub test_loss: Stat,
+    pub epoch_seconds: Stat,
+    pub samples_per_s: Stat,
+    pub facts: HistoryFacts,
+    pub figures: HistoryFigures,
+    pub console_log: String,
+}
+
+/// The model's view and the figures it links to.
+pub fn model_view(tables: &Tables, experiment: &Experiment) -> Result<(ModelView, Vec<FigureFile>)> {
     let id = &experiment.id;
-    Ok(json!({
-        "id": id,
-        "description": experiment.description,
-        "summary": summary_json(experiment)?,
-        "epochs": experiment_epochs(tables, id)?,
-        "batch_size": experiment.train.batch_size,
-        "optimizer": experiment.train.optimizer.describe(),
-        "loss": experiment.train.objective().describe(),
-        "test_acc": stat_json(&tables.stat(id, "test_acc")?),
-        "test_loss": stat_json(&tables.stat(id, "test_loss")?),
-        "epoch_seconds": stat_json(&tables.stat(id, "epoch_seconds")?),
-        "samples_per_s": stat_json(&tables.stat(id, "train_samples_per_s")?),
-        "facts": history_facts(tables, id)?,
-        "figures": history_figures(tables, experiment, out_dir)?,
-        "console_log": console_log(tables, id)?,
-    }))
+    let (figures, files) = history_figures(tables, experiment)?;
+    let view = ModelView {
+        id: id.clone(),
+        description: experiment.description.clone(),
+        summary: summary_view(experiment)?,
+        epochs: tables.curve(id, "acc")?.len(),
+        batch_size: experiment.train.batch_size,
+        optimizer: experiment.train.optimizer.describe(),
+        loss: experiment.train.objective().describe(),
+        test_acc: tables.stat(id, "test_acc")?,
+        test_loss: tables.stat(id, "test_loss")?,
+        epoch_seconds: tables.stat(id, "epoch_seconds")?,
+        samples_per_s: tables.stat(id, "train_samples_per_s")?,
+        facts: history_facts(tables, id)?,
+        figures,
+        console_log: console_log(tables, id)?,
+    };
+    Ok((view, files))
 }
 
-fn experiment_epochs(tables: &Tables, id: &str) -> Result<usize> {
-    Ok(tables.curve(id, "acc")?.len())
+/// [`model_view`] as JSON, its figures written at once (for the pages not yet built on typed contexts).
+pub fn model_json(tables: &Tables, experiment: &Experiment, out_dir: &Path) -> Result<Value> {
+    let (view, figures) = model_view(tables, experiment)?;
+    write_figures(out_dir, &figures)?;
+    Ok(serde_json::to_value(view)?)
 }
 
 /// Difference of two replicate distributions of test accuracy, with Welch's t-test where defined.

@@ -1,12 +1,13 @@
 //! The render stage: result tables → per-assignment context → report pages, figures and index.
 
 mod a1;
+mod a7b;
 mod context;
 mod tp;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use nnlab_report::{IndexEntry, Page, Renderer, SiteIndex};
 use serde_json::json;
 
@@ -31,9 +32,35 @@ pub fn default_templates_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("templates")
 }
 
-/// Renders every assignment of the run that has a report, the run page and the index into `out_dir`.
+type PageBuilder = fn(&RenderInput<'_>) -> Result<BuiltPage>;
+
+/// Every assignment's report page: its builder, and `templates/<id>.md.hbs`. Adding an assignment
+/// means a catalogue file, a template and a page module registered here.
+const PAGES: [(&str, PageBuilder); 3] = [("a1", a1::page), ("a7b", a7b::page), ("tp", tp::page)];
+
+/// Fails, naming it, on an assignment of the catalogue that has no page builder or no template:
+/// a report must never silently lack a page.
+pub fn check_pages(catalogue: &Catalogue, templates: &Path) -> Result<()> {
+    for assignment in &catalogue.assignments {
+        if !PAGES.iter().any(|(id, _)| *id == assignment.id) {
+            bail!(
+                "assignment {} is in the catalogue but has no report page (add pipeline/src/render/{}.rs and register it in render::PAGES)",
+                assignment.id,
+                assignment.id
+            );
+        }
+        let template = templates.join(format!("{}.md.hbs", assignment.id));
+        if !template.is_file() {
+            bail!("assignment {} has no report template {}", assignment.id, template.display());
+        }
+    }
+    Ok(())
+}
+
+/// Renders every assignment of the run, the run page and the index into `out_dir`.
 pub fn render_run(input: &RenderInput<'_>, templates: &Path) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(input.out_dir).with_context(|| format!("cannot create {}", input.out_dir.display()))?;
+    check_pages(input.catalogue, templates)?;
     let renderer = Renderer::new(templates)?;
     let profile = input.manifest.profile.clone();
     let generated_at = input.manifest.finished_at.clone().unwrap_or_else(crate::manifest::utc_now);
@@ -41,11 +68,11 @@ pub fn render_run(input: &RenderInput<'_>, templates: &Path) -> Result<Vec<PathB
     let mut written = Vec::new();
 
     for assignment in &input.manifest.assignments {
-        let page = match assignment.as_str() {
-            "a1" => a1::page(input)?,
-            "tp" => tp::page(input)?,
-            _ => continue,
+        let Some((_, build)) = PAGES.iter().find(|(id, _)| id == assignment) else {
+            bail!("assignment {assignment} of the run has no report page");
         };
+        let page = build(input).with_context(|| format!("report {assignment}"))?;
+        context::write_figures(input.out_dir, &page.figures)?;
         let mut context = page.context;
         context["profile"] = json!({ "name": profile, "description": input.manifest.profile_description });
         let page = Page {
@@ -81,8 +108,9 @@ fn page_summary(context: &serde_json::Value) -> String {
     context["summary"].as_str().unwrap_or_default().to_string()
 }
 
-/// A report page's title and context, as built by an assignment's builder.
+/// A report page's title, context and the figures it links to, as built by an assignment's builder.
 pub struct BuiltPage {
     pub title: String,
     pub context: serde_json::Value,
+    pub figures: Vec<context::FigureFile>,
 }

@@ -132,7 +132,7 @@ pub fn page(input: &RenderInput<'_>) -> Result<BuiltPage> {
             "accuracy_agrees": (cnn_nh.mean > mlp_nh.mean) == (cnn_acc.mean > mlp_acc.mean),
         },
     });
-    Ok(BuiltPage { title: format!("tp — {}", assignment.title), context })
+    Ok(BuiltPage { title: format!("tp — {}", assignment.title), context, figures: Vec::new() })
 }
 
 fn projections_of(run_dir: &Path) -> Result<Vec<ProjectionJob>> {
