@@ -9,6 +9,7 @@ use nnlab::analysis::ProjectionResult;
 use nnlab::manifest::RunManifest;
 use nnlab::separation::SeparationTables;
 use nnlab::tables::Tables;
+use polars::prelude::{col, lit, IntoLazy};
 
 mod smoke_snapshot;
 
@@ -211,6 +212,7 @@ fn smoke_pipeline_end_to_end_then_a_rerun_recomputes_nothing() {
     assert!(planned_projections.len() >= 11);
     assert_eq!(ids(first.projections.iter().map(|p| &p.id).collect()), ids(planned_projections.iter().map(|p| &p.id).collect()));
     assert!(first.projections.iter().all(|p| p.status == "ran"));
+    check_a7b_report(&run_dir, &report_dir, &tables, &catalogue);
     smoke_snapshot::check(&run_dir);
 
     // A second invocation finds every job and projection finished and recomputes nothing.
@@ -218,13 +220,55 @@ fn smoke_pipeline_end_to_end_then_a_rerun_recomputes_nothing() {
     let separation_csv = std::fs::read_to_string(run_dir.join("tables/separation.csv")).unwrap();
     let out = run_ok(&args);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains(&format!("0 jobs ran, {} reused", planned_jobs.len())), "{stderr}");
+    assert!(stderr.contains(&format!("0 jobs ran, {} reused", expected_jobs.len())), "{stderr}");
+    assert!(stderr.contains(" evaluation jobs ran,") && stderr.contains("0 evaluation jobs ran"), "{stderr}");
     assert!(stderr.contains(&format!("0 projections computed, {} reused", planned_projections.len())), "{stderr}");
     let second = manifest(&run_dir);
     assert!(second.jobs.iter().all(|j| j.status == "reused"));
     assert!(second.projections.iter().all(|p| p.status == "reused"));
     assert_eq!(std::fs::read_to_string(run_dir.join("tables/final.csv")).unwrap(), final_csv);
     assert_eq!(std::fs::read_to_string(run_dir.join("tables/separation.csv")).unwrap(), separation_csv);
+}
+
+/// The a7b report: sweeps, the follow-up's choice and the shift evaluations, each answer checked
+/// against the tables; evaluation at a shift of 0 reproduces the trained model's own test accuracy,
+/// which proves the stored weights are the trained ones.
+fn check_a7b_report(run_dir: &Path, report_dir: &Path, tables: &Tables, catalogue: &nnlab::catalogue::Catalogue) {
+    let html = std::fs::read_to_string(report_dir.join("a7b.html")).unwrap();
+    assert_eq!(answer(&html, "a7b.q1a.params"), "116,285");
+    let stat = tables.stat("a7b.dense125", "test_acc").unwrap();
+    let (mean, _) = two_numbers(&answer(&html, "a7b.q1b.test_acc"));
+    assert!((mean - stat.mean * 100.0).abs() <= 0.005 + 1e-9);
+
+    // The smoke profile keeps 3 of the 8 learning rates; the page names the best of them.
+    let lr = catalogue.experiment("a7b.lr_sweep").unwrap();
+    let stats = tables.point_stats("a7b.lr_sweep", "test_acc").unwrap();
+    assert_eq!(stats.len(), lr.points(Some(3)).len());
+    let best = stats.iter().fold(&stats[0], |b, s| if s.1.mean > b.1.mean { s } else { b });
+    assert_eq!(format!("lr={}", answer(&html, "a7b.q2b.best_lr")), best.0);
+    let choices = nnlab::follow_up::load_choices(run_dir).unwrap();
+    assert_eq!(answer(&html, "a7b.q2c.best_cell"), choices[0].chosen.label);
+    // The grid's table holds one column per axis: the chosen cell's units and lr are in its row.
+    let chosen = tables.finals.clone().lazy().filter(col("experiment").eq(lit("a7b.grid_best"))).collect().unwrap();
+    let units = chosen.column("units").unwrap().f64().unwrap().get(0).unwrap();
+    assert_eq!(choices[0].chosen.point[0].value.as_f64(), Some(units));
+
+    for model in ["a7b.cnn", "a7b.dense100"] {
+        let shifts = tables.evaluation_stats("a7b.shift", "test_acc").unwrap();
+        let unshifted = tables.stat(model, "test_acc").unwrap();
+        for direction in ["right", "left", "up", "down"] {
+            let zero = shifts.iter().find(|(m, t, _)| m == model && *t == format!("direction={direction}, pixels=0")).unwrap();
+            assert_eq!(zero.2.mean, unshifted.mean, "{model}: evaluation of the stored weights differs from training's test");
+        }
+        let three = shifts.iter().find(|(m, t, _)| m == model && t == "direction=right, pixels=3").unwrap();
+        let id = format!("a7b.q4b.{}", model.trim_start_matches("a7b."));
+        let (mean, _) = two_numbers(&answer(&html, &id));
+        assert!((mean - three.2.mean * 100.0).abs() <= 0.005 + 1e-9, "{id}");
+    }
+    for figure in ["a7b.grid-heat.svg", "a7b.grid-lines.svg", "a7b.shift.svg", "a7b.lr_sweep.svg", "a7b.grid_best-acc.svg"] {
+        assert!(report_dir.join("figures").join(figure).is_file(), "{figure} missing");
+    }
+    assert!(run_dir.join("jobs").read_dir().unwrap().flatten().any(|d| d.path().join("model.safetensors").is_file()));
 }
 
 /// The tp report: its accuracies come from the training tables, its separation metrics from the

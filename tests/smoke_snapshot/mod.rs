@@ -39,12 +39,33 @@ fn cpu_features() -> String {
     }
 }
 
-/// The rows of a CSV file by column name; the tables never quote fields.
+/// The rows of a CSV file by column name. Fields holding a comma (sweep point labels) are quoted.
 fn csv_rows(path: &Path) -> Vec<BTreeMap<String, String>> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().expect("a header line").split(',').collect();
-    lines.map(|line| header.iter().map(|h| h.to_string()).zip(line.split(',').map(str::to_string)).collect()).collect()
+    let header = fields(lines.next().expect("a header line"));
+    lines.map(|line| header.iter().cloned().zip(fields(line)).collect()).collect()
+}
+
+fn fields(line: &str) -> Vec<String> {
+    let (mut out, mut field, mut quoted) = (Vec::new(), String::new(), false);
+    for c in line.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => out.push(std::mem::take(&mut field)),
+            c => field.push(c),
+        }
+    }
+    out.push(field);
+    out
+}
+
+/// `experiment/replicate`, with the sweep point in brackets where there is one (`; ` between axes,
+/// so the snapshot stays a plain CSV).
+fn job_key(row: &BTreeMap<String, String>) -> String {
+    let point = &row["point"];
+    let point = if point.is_empty() { String::new() } else { format!("[{}]", point.replace(", ", "; ")) };
+    format!("{}{point}/{}", row["experiment"], row["replicate"])
 }
 
 fn six_digits(value: &str) -> String {
@@ -58,7 +79,13 @@ fn measure(run_dir: &Path) -> BTreeMap<String, String> {
     let mut values = BTreeMap::new();
     for row in csv_rows(&tables.join("final.csv")) {
         for metric in ["test_acc", "test_loss"] {
-            values.insert(format!("final,{}/{},{metric}", row["experiment"], row["replicate"]), six_digits(&row[metric]));
+            values.insert(format!("final,{},{metric}", job_key(&row)), six_digits(&row[metric]));
+        }
+    }
+    for row in csv_rows(&tables.join("evaluation.csv")) {
+        let key = format!("{}/{}[{}]/{}", row["evaluation"], row["experiment"], row["transform"].replace(", ", "; "), row["replicate"]);
+        for metric in ["test_acc", "test_loss"] {
+            values.insert(format!("evaluation,{key},{metric}"), six_digits(&row[metric]));
         }
     }
     // Wall times are not results.
