@@ -265,4 +265,62 @@ mod tests {
             assert!(all.iter().any(|a| a.id == job.id));
         }
     }
+
+    #[test]
+    fn each_sweep_point_is_a_job_and_adding_a_point_reruns_only_that_point() {
+        let (catalogue, smoke) = setup("smoke");
+        let (_, full) = setup("full");
+        let jobs = plan(&catalogue, &full, 7, &["a7b.grid".to_string()]).unwrap();
+        assert_eq!(jobs.len(), 9 * 5 * 3, "9 widths × 5 learning rates × 3 replicates");
+        let thinned = plan(&catalogue, &smoke, 7, &["a7b.lr_sweep".to_string()]).unwrap();
+        let lrs: Vec<String> = thinned.iter().step_by(2).map(|j| crate::catalogue::point_label(&j.spec.point)).collect();
+        assert_eq!(lrs, ["lr=0.001", "lr=0.1", "lr=1.0"]);
+        for job in &thinned {
+            let nnlab_nn::OptimizerSpec::Sgd { lr, .. } = job.spec.train.optimizer else { panic!("a7b trains with SGD") };
+            assert_eq!(Some(lr), job.spec.point[0].value.as_f64(), "the point's value is in the job's spec");
+        }
+
+        // One more learning rate: the jobs of the other points keep their ids.
+        let mut wider = catalogue.clone();
+        let sweep =
+            &mut wider.assignments.iter_mut().flat_map(|a| &mut a.experiments).find(|e| e.id == "a7b.lr_sweep").unwrap().sweep;
+        sweep[0].values.push(serde_json::json!(2.0));
+        let before = plan(&catalogue, &full, 7, &["a7b.lr_sweep".to_string()]).unwrap();
+        let after = plan(&wider, &full, 7, &["a7b.lr_sweep".to_string()]).unwrap();
+        let ids = |jobs: &[Job]| jobs.iter().map(|j| j.id.clone()).collect::<std::collections::BTreeSet<_>>();
+        let new: Vec<String> = ids(&after).difference(&ids(&before)).cloned().collect();
+        assert_eq!(new.len(), 3, "only the new point's replicates are new jobs");
+        assert!(ids(&before).is_subset(&ids(&after)));
+    }
+
+    #[test]
+    fn a_follow_up_is_planned_with_its_sweep_and_trains_the_chosen_point() {
+        let (catalogue, full) = setup("full");
+        let jobs = plan(&catalogue, &full, 7, &["a7b.grid_best".to_string()]).unwrap();
+        assert!(jobs.iter().all(|j| j.spec.experiment == "a7b.grid"), "the sweep it depends on, not the follow-up itself");
+        let best = catalogue.experiment("a7b.grid_best").unwrap();
+        let point = catalogue.experiment("a7b.grid").unwrap().points(None)[7].clone();
+        let follow = plan_follow_up(&catalogue, best, point.clone(), &full, 7).unwrap();
+        assert_eq!(follow.len(), 3);
+        assert_eq!(follow[0].spec.point, point);
+        assert_eq!(follow[0].spec.train.epochs, 30);
+        let units = match &follow[0].spec.model.layers[1] {
+            nnlab_nn::LayerSpec::Dense { units, .. } => *units,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!((units, crate::catalogue::point_label(&point)), (25, "units=25, lr=0.01".to_string()));
+    }
+
+    #[test]
+    fn evaluation_jobs_cover_every_replicate_and_transform_with_stable_ids() {
+        let (catalogue, smoke) = setup("smoke");
+        let trained = plan(&catalogue, &smoke, 7, &["a7b.shift".to_string()]).unwrap();
+        let experiments: std::collections::BTreeSet<&str> = trained.iter().map(|j| j.spec.experiment.as_str()).collect();
+        assert_eq!(experiments, ["a7b.cnn", "a7b.dense100"].into_iter().collect());
+        let evaluations = plan_evaluations(&catalogue, &["a7b.shift".to_string()], &trained).unwrap();
+        assert_eq!(evaluations.len(), 2 * 2 * 4 * 6, "2 models × 2 replicates × 4 directions × 6 shifts");
+        assert_eq!(evaluations, plan_evaluations(&catalogue, &["a7b".to_string()], &trained).unwrap());
+        let ids: std::collections::BTreeSet<&str> = evaluations.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ids.len(), evaluations.len());
+    }
 }

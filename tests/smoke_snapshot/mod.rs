@@ -83,7 +83,8 @@ fn measure(run_dir: &Path) -> BTreeMap<String, String> {
         }
     }
     for row in csv_rows(&tables.join("evaluation.csv")) {
-        let key = format!("{}/{}[{}]/{}", row["evaluation"], row["experiment"], row["transform"].replace(", ", "; "), row["replicate"]);
+        let key =
+            format!("{}/{}[{}]/{}", row["evaluation"], row["experiment"], row["transform"].replace(", ", "; "), row["replicate"]);
         for metric in ["test_acc", "test_loss"] {
             values.insert(format!("evaluation,{key},{metric}"), six_digits(&row[metric]));
         }

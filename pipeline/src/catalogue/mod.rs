@@ -403,6 +403,10 @@ mod tests {
         assert_eq!(params("tp.mlp"), 79_510);
         assert_eq!(params("tp.cnn"), 366_806);
         assert_eq!(tp.experiment("tp.mlp").unwrap().replicates, Some(5));
+        let a7b = catalogue.assignment("a7b").unwrap();
+        let params = |id: &str| a7b.experiment(id).unwrap().model.param_count().unwrap();
+        assert_eq!(params("a7b.dense125"), 116_285);
+        assert_eq!(params("a7b.dense100"), 79_510);
         let analysis = tp.analysis.as_ref().unwrap();
         assert_eq!((analysis.k, analysis.k_max), (10, 30));
         assert_eq!(analysis.methods, vec![Method::Tsne, Method::Pca]);
