@@ -88,6 +88,20 @@ impl OptimizerSpec {
         }
     }
 
+    /// The optimiser's name as Keras spells it: `SGD`, `RMSprop`, `Adadelta`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            OptimizerSpec::Sgd { .. } => "SGD",
+            OptimizerSpec::Rmsprop { .. } => "RMSprop",
+            OptimizerSpec::Adadelta { .. } => "Adadelta",
+        }
+    }
+
+    /// The base learning rate (before any decay).
+    pub fn lr(&self) -> f64 {
+        self.lr_and_decay().0
+    }
+
     pub fn validate(&self) -> Result<()> {
         let (lr, decay) = self.lr_and_decay();
         if !(lr.is_finite() && lr > 0.0) {

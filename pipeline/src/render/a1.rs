@@ -50,6 +50,8 @@ pub fn page(input: &RenderInput<'_>) -> Result<BuiltPage> {
         "q15": {
             "test": comparison(&test_acc(&cnn_dropout.id)?, &test_acc(&cnn.id)?, dropout_acc.mean - cnn_acc.mean),
             "epoch_time_ratio": epoch_seconds(&cnn_dropout.id)? / epoch_seconds(&cnn.id)?,
+            // Under 10% more time per epoch counts as "costs little" in the prose.
+            "dropout_time_negligible": epoch_seconds(&cnn_dropout.id)? / epoch_seconds(&cnn.id)? < 1.1,
         },
     });
     Ok(BuiltPage { title: format!("a1 — {}", assignment.title), context, figures: Vec::new() })
@@ -114,7 +116,7 @@ fn cifar_json(input: &RenderInput<'_>, cifar: &Experiment, mnist_cnn: &Experimen
                 || "its jobs were not part of this run".to_string(),
                 |j| j.status.trim_start_matches("not run: ").to_string(),
             );
-        return Ok(json!({ "available": false, "reason": reason, "summary": summary }));
+        return Ok(json!({ "available": false, "reason": reason, "summary": summary, "settings": settings_json(cifar) }));
     }
     let seconds = |id: &str| tables.stat(id, "epoch_seconds");
     let samples = |id: &str| -> Result<f64> { Ok(tables.replicate_values(id, "train_samples_per_s")?[0].max(1e-9)) };
@@ -139,5 +141,28 @@ fn cifar_json(input: &RenderInput<'_>, cifar: &Experiment, mnist_cnn: &Experimen
         "train_samples": tables.replicate_values(&cifar.id, "train_samples")?[0] as u64,
         "mnist_train_samples": tables.replicate_values(&mnist_cnn.id, "train_samples")?[0] as u64,
         "val_acc_gap_pp": (tables.stat(&mnist_cnn.id, "test_acc")?.mean - tables.stat(&cifar.id, "test_acc")?.mean) * 100.0,
+        "steps_per_sample_ratio": mnist_cnn.train.batch_size as f64 / cifar.train.batch_size as f64,
+        "lr_ratio": mnist_cnn.train.optimizer.lr() / cifar.train.optimizer.lr(),
+        "has_dropout": cifar.model.layers.iter().any(|l| matches!(l, nnlab_nn::LayerSpec::Dropout { .. })),
+        "image_size": shape_text(&cifar.model.input[..2.min(cifar.model.input.len())]),
+        "settings": settings_json(cifar),
     }))
+}
+
+/// How a model is trained, from the catalogue: shown whether or not its jobs ran.
+fn settings_json(experiment: &Experiment) -> Value {
+    json!({
+        "optimizer": experiment.train.optimizer.describe(),
+        "batch_size": experiment.train.batch_size,
+        "validation": match experiment.validation {
+            Validation::Test => "the test set as validation data".to_string(),
+            Validation::Split(f) => format!("the last {:.0}% of the training images held out for validation", f * 100.0),
+        },
+        "input_shape": shape_text(&experiment.model.input),
+    })
+}
+
+/// `32×32×3`.
+fn shape_text(shape: &[usize]) -> String {
+    shape.iter().map(usize::to_string).collect::<Vec<_>>().join("×")
 }

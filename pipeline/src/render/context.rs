@@ -40,6 +40,12 @@ pub struct HistoryFacts {
     pub val_above_train_first_epoch: bool,
     /// The gap is under one percentage point at the last epoch.
     pub small_gap: bool,
+    /// Training accuracy above validation accuracy at the last epoch (the gap's sign).
+    pub train_above_val: bool,
+    /// Validation accuracy rose in the last epoch to its best value: more epochs would still help.
+    pub still_rising: bool,
+    /// The first epoch whose validation accuracy is within one percentage point of its best.
+    pub near_best_epoch: usize,
 }
 
 pub fn history_facts(tables: &Tables, experiment: &str) -> Result<HistoryFacts> {
@@ -71,6 +77,9 @@ pub fn history_facts(tables: &Tables, experiment: &str) -> Result<HistoryFacts> 
         overfits: val_loss_rises && train_loss_falls_after_min,
         val_above_train_first_epoch: val_acc[0].mean > acc[0].mean,
         small_gap: last_gap_pp.abs() < 1.0,
+        train_above_val: last_gap_pp > 0.0,
+        still_rising: last > 0 && val_acc[last].mean > val_acc[last - 1].mean && best_val == last,
+        near_best_epoch: val_acc.iter().find(|p| p.mean >= val_acc[best_val].mean - 0.01).map_or(1, |p| p.epoch),
     })
 }
 
@@ -218,6 +227,8 @@ pub struct ModelView {
     pub epochs: usize,
     pub batch_size: usize,
     pub optimizer: String,
+    pub optimizer_name: String,
+    pub lr: f64,
     pub loss: String,
     pub test_acc: Stat,
     pub test_loss: Stat,
@@ -239,6 +250,8 @@ pub fn model_view(tables: &Tables, experiment: &Experiment) -> Result<(ModelView
         epochs: tables.curve(id, "acc")?.len(),
         batch_size: experiment.train.batch_size,
         optimizer: experiment.train.optimizer.describe(),
+        optimizer_name: experiment.train.optimizer.name().to_string(),
+        lr: experiment.train.optimizer.lr(),
         loss: experiment.train.objective().describe(),
         test_acc: tables.stat(id, "test_acc")?,
         test_loss: tables.stat(id, "test_loss")?,
@@ -271,4 +284,81 @@ pub fn comparison(a: &[f64], b: &[f64], difference: f64) -> Value {
         // Under half a percentage point counts as "no practical difference" in the prose.
         "negligible": difference.abs() < 0.005,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::JobResult;
+    use nnlab_nn::{EpochRecord, Evaluation};
+
+    /// Tables of one experiment, one replicate, from per-epoch (acc, val_acc, loss, val_loss).
+    fn tables(epochs: &[(f64, f64, f64, f64)]) -> Tables {
+        let history = epochs
+            .iter()
+            .enumerate()
+            .map(|(i, &(acc, val_acc, loss, val_loss))| EpochRecord {
+                epoch: i + 1,
+                loss,
+                acc,
+                val_loss: Some(val_loss),
+                val_acc: Some(val_acc),
+                seconds: 1.0,
+                train_seconds: 1.0,
+            })
+            .collect();
+        let result = JobResult {
+            id: "j".into(),
+            experiment: "x.m".into(),
+            replicate: 1,
+            seed: 1,
+            history,
+            test: Evaluation { loss: 0.1, acc: 0.9 },
+            params: 1,
+            flops_per_sample: 1,
+            train_samples: 1,
+            validation_samples: 1,
+            test_samples: 1,
+            train_samples_per_s: 1.0,
+            wall_seconds: 1.0,
+            threads: 1,
+            activations: None,
+            point: vec![],
+        };
+        Tables::aggregate(&[result], &[]).unwrap()
+    }
+
+    #[test]
+    fn still_rising_holds_only_when_the_last_epoch_is_the_best_and_rose() {
+        let rising = history_facts(&tables(&[(0.5, 0.5, 1.0, 1.0), (0.6, 0.6, 0.8, 0.8), (0.7, 0.65, 0.6, 0.7)]), "x.m").unwrap();
+        assert!(rising.still_rising);
+        let levelled =
+            history_facts(&tables(&[(0.5, 0.5, 1.0, 1.0), (0.6, 0.66, 0.8, 0.8), (0.7, 0.65, 0.6, 0.7)]), "x.m").unwrap();
+        assert!(!levelled.still_rising);
+        assert_eq!((levelled.best_val_acc_epoch, levelled.near_best_epoch), (2, 2));
+    }
+
+    #[test]
+    fn near_best_epoch_is_the_first_within_one_point_of_the_best() {
+        let facts = history_facts(
+            &tables(&[(0.9, 0.95, 0.3, 0.2), (0.95, 0.975, 0.2, 0.1), (0.97, 0.98, 0.1, 0.09), (0.98, 0.981, 0.1, 0.09)]),
+            "x.m",
+        )
+        .unwrap();
+        assert_eq!(facts.near_best_epoch, 2, "0.975 is within 0.01 of 0.981, 0.95 is not");
+    }
+
+    #[test]
+    fn the_gap_sentence_follows_the_sign_of_the_gap() {
+        // Dropout-style: validation above training at the end.
+        let above = history_facts(&tables(&[(0.5, 0.6, 1.0, 0.9), (0.6, 0.7, 0.9, 0.8)]), "x.m").unwrap();
+        assert!(!above.train_above_val && !above.small_gap && above.last_gap_pp < 0.0);
+        let below = history_facts(&tables(&[(0.6, 0.5, 0.9, 1.0), (0.8, 0.7, 0.5, 0.8)]), "x.m").unwrap();
+        assert!(below.train_above_val && !below.small_gap);
+        // Overfitting needs validation loss up from its minimum while training loss still falls.
+        let overfit =
+            history_facts(&tables(&[(0.8, 0.8, 0.5, 0.5), (0.9, 0.82, 0.3, 0.4), (0.95, 0.81, 0.2, 0.6)]), "x.m").unwrap();
+        assert!(overfit.overfits && overfit.val_loss_rises && overfit.min_val_loss_epoch == 2);
+        assert!(!below.overfits);
+    }
 }

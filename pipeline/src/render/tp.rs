@@ -100,7 +100,9 @@ pub fn page(input: &RenderInput<'_>) -> Result<BuiltPage> {
             "mlp_acc_per_kparam": mlp_acc.mean * 100.0 / (params(mlp)? / 1e3),
             "logreg_more_efficient": logreg_acc.mean / params(logreg)? > mlp_acc.mean / params(mlp)?,
         },
+        "training": shared_training(&[logreg, mlp, cnn]),
         "q3": {
+            "architecture": architecture_json(cnn)?,
             // Under twice chance level (ten classes) the CNN has not left its initial plateau.
             "at_chance": cnn_acc.mean < 0.2,
             "train_samples": nnlab_nn::summary::group_thousands(cnn_train_samples),
@@ -325,4 +327,57 @@ fn nh_curve_figure(
     let svg = line_chart_svg(&chart).with_context(|| format!("figure {file}"))?;
     nnlab_report::write_atomic(&dir.join(file), svg.as_bytes())?;
     Ok(format!("figures/{file}"))
+}
+
+/// The training settings the models share, stated once at the top of the page when they are all equal.
+fn shared_training(models: &[&crate::catalogue::Experiment]) -> Value {
+    let first = models[0];
+    let shared = models.iter().all(|m| {
+        m.train.optimizer == first.train.optimizer
+            && m.train.batch_size == first.train.batch_size
+            && m.validation == first.validation
+    });
+    json!({
+        "shared": shared,
+        "optimizer": first.train.optimizer.describe(),
+        "batch_size": first.train.batch_size,
+        "loss": first.train.objective().describe(),
+    })
+}
+
+/// The CNN's shapes and parameter counts, read from its layer plan, for the sentences that explain them.
+fn architecture_json(cnn: &crate::catalogue::Experiment) -> Result<Value> {
+    let plan = cnn.model.plan()?;
+    let dims = |shape: &[usize]| shape.iter().map(usize::to_string).collect::<Vec<_>>().join("×");
+    let group = nnlab_nn::summary::group_thousands;
+    let mut convs = Vec::new();
+    let mut pooled = vec![plan[0].input_shape[0].to_string()];
+    for (layer, planned) in cnn.model.layers.iter().zip(&plan) {
+        match layer {
+            nnlab_nn::LayerSpec::Conv2d { filters, kernel, padding, .. } => convs.push(json!({
+                "kernel": format!("{}×{}", kernel[0], kernel[1]),
+                "padding": format!("{padding:?}").to_lowercase(),
+                "input": dims(&planned.input_shape[..2]),
+                "filters": filters,
+                "params": format!("{} × {} × {} × {filters} + {filters}", kernel[0], kernel[1], planned.input_shape[2]),
+                "params_raw": planned.params,
+            })),
+            nnlab_nn::LayerSpec::MaxPool2d { .. } => pooled.push(planned.output_shape[0].to_string()),
+            _ => {}
+        }
+    }
+    let flatten = plan.iter().position(|l| l.kind == "Flatten").context("tp.cnn has no Flatten layer")?;
+    let flat_len = plan[flatten].output_shape[0];
+    let dense = &plan[flatten + 1..].iter().find(|l| l.kind == "Dense").context("tp.cnn has no dense layer after Flatten")?;
+    let units = dense.output_shape[0];
+    let biggest_conv = convs.iter().max_by_key(|c| c["params_raw"].as_u64()).cloned().unwrap_or(Value::Null);
+    Ok(json!({
+        "convs": convs,
+        "pooled_sizes": pooled.join(" → "),
+        "flatten_from": dims(&plan[flatten].input_shape),
+        "flatten_len": group(flat_len),
+        "dense_units": units,
+        "dense_params": format!("{} × {units} + {units}", group(flat_len)),
+        "biggest_conv": biggest_conv,
+    }))
 }
