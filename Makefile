@@ -71,7 +71,8 @@ fidelity-peer:
 	test -x $(PEER_VENV)/bin/python || (python3 -m venv $(PEER_VENV) && $(PEER_VENV)/bin/pip install tensorflow-cpu)
 	$(NNLAB) fetch --dataset mnist
 	mkdir -p reports/fidelity
-	$(PEER_VENV)/bin/python bench/keras_fidelity.py --mnist $(MNIST_DIR) --profile $(PROFILE) --seeds $(FIDELITY_SEEDS) $(FIDELITY_MODELS) | tee reports/fidelity/keras-$(PROFILE).jsonl
+	$(NNLAB) catalogue > reports/fidelity/catalogue.json
+	$(PEER_VENV)/bin/python bench/keras_fidelity.py --catalogue reports/fidelity/catalogue.json --mnist $(MNIST_DIR) --profile $(PROFILE) --seeds $(FIDELITY_SEEDS) $(FIDELITY_MODELS) | tee reports/fidelity/keras-$(PROFILE).jsonl
 	$(NNLAB) run --profile $(PROFILE) --seed $(SEED) --run-dir runs/fidelity-$(PROFILE) --no-render $(addprefix --only ,$(FIDELITY_MODELS))
 	$(NNLAB) fidelity --run-dir runs/fidelity-$(PROFILE) --peer reports/fidelity/keras-$(PROFILE).jsonl
 

@@ -11,11 +11,11 @@ epoch, and so does nnlab. By default this script therefore seeds the initial wei
 but draws a fresh permutation per epoch itself (numpy, seeded) and fits one epoch at a time without
 Keras' shuffle; `--keras-shuffle` keeps Keras' own seeded shuffle, to see the difference.
 
-Usage: python bench/keras_fidelity.py --mnist DIR --profile full --seeds 3 EXPERIMENT [...]
+Usage: nnlab catalogue > catalogue.json
+       python bench/keras_fidelity.py --catalogue catalogue.json --mnist DIR --profile full --seeds 3 EXPERIMENT [...]
 Install: python3 -m venv .venv-peer && .venv-peer/bin/pip install tensorflow-cpu
 """
 import argparse
-import glob
 import gzip
 import json
 import os
@@ -36,13 +36,11 @@ def clipped_crossentropy(y_true, y_pred):
     return -keras.ops.sum(y_true * keras.ops.log(p), axis=-1)
 
 
-def catalogue():
-    experiments = {}
-    for path in sorted(glob.glob(os.path.join(ROOT, "pipeline/catalogue/*.toml"))):
-        with open(path, "rb") as f:
-            for e in tomllib.load(f).get("experiment", []):
-                experiments[e["id"]] = e
-    return experiments
+def catalogue(path):
+    """The resolved catalogue `nnlab catalogue` prints (extends, inserts and sweeps applied);
+    experiments without a sweep, by id."""
+    with open(path) as f:
+        return {e["id"]: e for e in json.load(f) if not e["point"]}
 
 
 def profile(name):
@@ -138,6 +136,7 @@ def train(experiment, prof, data, seed, keras_shuffle):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--catalogue", required=True, help="the output of `nnlab catalogue`")
     parser.add_argument("--mnist", required=True, help="directory with the four MNIST .gz files")
     parser.add_argument("--profile", default="full")
     parser.add_argument("--seeds", type=int, default=3)
@@ -146,7 +145,7 @@ def main():
                         help="keep Keras' own seeded shuffle, which repeats one order in every epoch")
     parser.add_argument("experiments", nargs="+")
     args = parser.parse_args()
-    experiments, prof, data = catalogue(), profile(args.profile), mnist(args.mnist)
+    experiments, prof, data = catalogue(args.catalogue), profile(args.profile), mnist(args.mnist)
     for name in args.experiments:
         if name not in experiments:
             raise SystemExit(f"keras_fidelity: no experiment {name!r} in pipeline/catalogue")

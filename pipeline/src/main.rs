@@ -142,6 +142,10 @@ enum Command {
         #[arg(long, default_value = "full")]
         profile: String,
     },
+    /// Print the catalogue as resolved JSON: every experiment with `extends` and `insert` applied and
+    /// every sweep point expanded (one entry each, with its `point`); follow-ups are left out, since
+    /// their point is chosen by a run. For tools outside the pipeline, such as the Keras peers.
+    Catalogue,
 }
 
 #[derive(Args)]
@@ -267,6 +271,18 @@ fn execute(command: Command, sources: Sources) -> Result<()> {
             bench(&sources, &experiments, runs, seconds, &out_dir, peer.as_deref(), threads)?;
         }
         Command::Fidelity { run_dir, peer, out_dir } => fidelity(&run_dir, &peer, &out_dir)?,
+        Command::Catalogue => {
+            let catalogue = nnlab::catalogue::Catalogue::load(&sources.catalogue)?;
+            let mut entries = Vec::new();
+            for experiment in catalogue.assignments.iter().flat_map(|a| &a.experiments).filter(|e| e.follow_up.is_none()) {
+                for point in experiment.points(None) {
+                    let mut entry = serde_json::to_value(experiment.at_point(&experiment.sweep, &point)?)?;
+                    entry["point"] = nnlab::catalogue::point_label(&point).into();
+                    entries.push(entry);
+                }
+            }
+            println!("{}", serde_json::to_string_pretty(&entries)?);
+        }
         Command::Render { dirs, profile } => {
             let run_dir = dirs.run_dir(&profile);
             render(&sources, &run_dir, &dirs.report_dir(&run_dir))?;
@@ -304,8 +320,14 @@ fn bench(
         None => None,
     };
     let catalogue = nnlab::catalogue::Catalogue::load(&sources.catalogue)?;
-    let experiments: Vec<_> =
-        catalogue.assignments.iter().flat_map(|a| &a.experiments).filter(|e| only.is_empty() || only.contains(&e.id)).collect();
+    // A sweep or follow-up trains its base model, whose throughput is measured under its own id.
+    let experiments: Vec<_> = catalogue
+        .assignments
+        .iter()
+        .flat_map(|a| &a.experiments)
+        .filter(|e| e.sweep.is_empty() && e.follow_up.is_none())
+        .filter(|e| only.is_empty() || only.contains(&e.id))
+        .collect();
     if let Some(unknown) = only.iter().find(|id| !experiments.iter().any(|e| &e.id == *id)) {
         anyhow::bail!("unknown experiment `{unknown}`");
     }
