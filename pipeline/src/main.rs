@@ -16,7 +16,9 @@ use nnlab::stages::{self, RunRequest, Sources};
     long_about = "Trains every assignment model with seeded replicates and renders one report per assignment.\n\n\
         Stages: plan (catalogue × profile → jobs) → fetch (verified datasets) → run (train/evaluate each job, \
         aggregate the replicates) → render (Markdown + HTML reports). `nnlab run` does all of them; finished \
-        jobs are kept in the run directory and never recomputed, so an interrupted run resumes where it stopped.\n\n\
+        jobs are kept in the run directory and never recomputed, so an interrupted run resumes where it stopped. \
+        Sweeps expand into one job per point and replicate; follow-ups (train a sweep's best point again) are \
+        planned once their sweep has finished; evaluation jobs re-test kept models on transformed test sets.\n\n\
         Datasets are looked up in data/, then in $NNLAB_DATA_MIRROR (a local copy laid out as <dataset>/<file>), \
         then downloaded from their canonical URLs (unless NNLAB_OFFLINE=1); every file is checked against the \
         SHA-256 in data/manifest.toml."
