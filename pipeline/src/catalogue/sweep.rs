@@ -89,9 +89,8 @@ impl Experiment {
     pub(crate) fn value_at(&self, path: &str) -> Option<Value> {
         let value = serde_json::to_value(self).ok()?;
         let mut node = &value;
-        let mut segments = path.split('.').peekable();
         let mut previous = "";
-        while let Some(segment) = segments.next() {
+        for segment in path.split('.') {
             node = match node {
                 Value::Object(map) => map.get(segment)?,
                 Value::Array(items) => &items[array_index(items, previous, segment, &value).ok()?],

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use nnlab_report::figure::{line_chart_svg, LineChart, Point, Series};
-use nnlab_report::{heat_map_svg, HeatMap};
+use nnlab_report::{heat_map_svg, scatter_svg, HeatMap, ScatterChart};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -103,6 +103,7 @@ pub fn stat_json(stat: &Stat) -> Value {
 pub enum Figure {
     Line(LineChart),
     Heat(HeatMap),
+    Scatter(ScatterChart),
 }
 
 pub struct FigureFile {
@@ -117,6 +118,7 @@ pub fn write_figures(out_dir: &Path, figures: &[FigureFile]) -> Result<()> {
         let svg = match &file.figure {
             Figure::Line(chart) => line_chart_svg(chart),
             Figure::Heat(map) => heat_map_svg(map),
+            Figure::Scatter(chart) => scatter_svg(chart),
         }
         .with_context(|| format!("figure {}", file.path))?;
         let path = out_dir.join(&file.path);
@@ -264,26 +266,35 @@ pub fn model_view(tables: &Tables, experiment: &Experiment) -> Result<(ModelView
     Ok((view, files))
 }
 
-/// [`model_view`] as JSON, its figures written at once (for the pages not yet built on typed contexts).
-pub fn model_json(tables: &Tables, experiment: &Experiment, out_dir: &Path) -> Result<Value> {
-    let (view, figures) = model_view(tables, experiment)?;
-    write_figures(out_dir, &figures)?;
-    Ok(serde_json::to_value(view)?)
+/// Difference of two replicate distributions (a − b), with Welch's t-test where defined.
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    pub difference_pp: f64,
+    pub abs_difference_pp: f64,
+    pub a_higher: bool,
+    pub tested: bool,
+    pub p: Option<f64>,
+    pub significant: bool,
+    /// Under half a percentage point counts as "no practical difference" in the prose.
+    pub negligible: bool,
 }
 
-/// Difference of two replicate distributions of test accuracy, with Welch's t-test where defined.
-pub fn comparison(a: &[f64], b: &[f64], difference: f64) -> Value {
+pub fn compare(a: &[f64], b: &[f64], difference: f64) -> Comparison {
     let test = welch(a, b);
-    json!({
-        "difference_pp": difference * 100.0,
-        "abs_difference_pp": difference.abs() * 100.0,
-        "a_higher": difference > 0.0,
-        "tested": test.is_some(),
-        "p": test.map(|t| t.p),
-        "significant": test.is_some_and(|t| t.p < 0.05),
-        // Under half a percentage point counts as "no practical difference" in the prose.
-        "negligible": difference.abs() < 0.005,
-    })
+    Comparison {
+        difference_pp: difference * 100.0,
+        abs_difference_pp: difference.abs() * 100.0,
+        a_higher: difference > 0.0,
+        tested: test.is_some(),
+        p: test.map(|t| t.p),
+        significant: test.is_some_and(|t| t.p < 0.05),
+        negligible: difference.abs() < 0.005,
+    }
+}
+
+/// [`compare`] as JSON, for the pages whose context is still untyped.
+pub fn comparison(a: &[f64], b: &[f64], difference: f64) -> Value {
+    serde_json::to_value(compare(a, b, difference)).expect("a comparison serialises")
 }
 
 #[cfg(test)]

@@ -3,11 +3,11 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use nnlab_report::figure::{line_chart_svg, LineChart, Point, Series};
-use nnlab_report::{scatter_svg, ScatterChart};
+use nnlab_report::figure::{LineChart, Point, Series};
+use nnlab_report::ScatterChart;
 use serde_json::{json, Value};
 
-use super::context::{comparison, model_json, stat_json};
+use super::context::{comparison, model_view, stat_json, Figure, FigureFile};
 use super::{BuiltPage, RenderInput};
 use crate::analysis::{load_result, ProjectionJob, ProjectionResult, RAW};
 use crate::catalogue::{AnalysisConfig, Method};
@@ -52,8 +52,7 @@ pub fn page(input: &RenderInput<'_>) -> Result<BuiltPage> {
 
     let separation = input.separation.context("this run holds no separation tables: its analysis stage did not run")?;
     let projections = projections_of(input.run_dir)?;
-    let figures_dir = input.out_dir.join("figures");
-    std::fs::create_dir_all(&figures_dir)?;
+    let mut figures: Vec<FigureFile> = Vec::new();
     let representations = [
         (RAW, "raw pixels".to_string()),
         (mlp.id.as_str(), format!("{} hidden layer", mlp.id)),
@@ -66,27 +65,31 @@ pub fn page(input: &RenderInput<'_>) -> Result<BuiltPage> {
         for &method in &config.methods {
             rows.push(metrics_row(separation, representation, title, method)?);
         }
-        scatter.push(json!({
-            "title": title,
-            "figures": config.methods.iter().map(|&m| {
-                let result = first_replicate(input.run_dir, &projections, representation, m)?;
-                Ok(json!({ "method": m.title(), "files": scatter_figures(&result, title, &figures_dir)? }))
-            }).collect::<Result<Vec<_>>>()?,
-        }));
+        let mut by_method = Vec::new();
+        for &m in &config.methods {
+            let result = first_replicate(input.run_dir, &projections, representation, m)?;
+            by_method.push(json!({ "method": m.title(), "files": scatter_figures(&result, title, &mut figures)? }));
+        }
+        scatter.push(json!({ "title": title, "figures": by_method }));
     }
     let cnn_nh = separation.stat(&cnn.id, Method::Tsne.name(), "nh")?;
     let mlp_nh = separation.stat(&mlp.id, Method::Tsne.name(), "nh")?;
     let raw_rows: Vec<Value> = rows.iter().filter(|r| r["representation"] == RAW).cloned().collect();
     let tsne_rows: Vec<Value> = rows.iter().filter(|r| r["method"] == Method::Tsne.title()).cloned().collect();
 
+    let model = |experiment: &crate::catalogue::Experiment, figures: &mut Vec<FigureFile>| -> Result<Value> {
+        let (view, files) = model_view(tables, experiment)?;
+        figures.extend(files);
+        Ok(serde_json::to_value(view)?)
+    };
     let context = json!({
         "summary": format!(
             "MNIST baselines: logistic regression {:.2}%, MLP {:.2}% (n = {}), CNN {:.2}% test accuracy; class separation of raw pixels vs learned representations under t-SNE and PCA.",
             logreg_acc.mean * 100.0, mlp_acc.mean * 100.0, mlp_acc.n, cnn_acc.mean * 100.0
         ),
-        "logreg": model_json(tables, logreg, input.out_dir)?,
-        "mlp": model_json(tables, mlp, input.out_dir)?,
-        "cnn": model_json(tables, cnn, input.out_dir)?,
+        "logreg": model(logreg, &mut figures)?,
+        "mlp": model(mlp, &mut figures)?,
+        "cnn": model(cnn, &mut figures)?,
         "q2": {
             "replicates": mlp_replicates,
             "vs_logreg": comparison(&tables.replicate_values(&mlp.id, "test_acc")?, &tables.replicate_values(&logreg.id, "test_acc")?, mlp_acc.mean - logreg_acc.mean),
@@ -118,14 +121,14 @@ pub fn page(input: &RenderInput<'_>) -> Result<BuiltPage> {
         "m2": {
             "rows": raw_rows,
             "per_class": per_class(separation, RAW, &config.methods)?,
-            "nh_curve": nh_curve_figure(separation, &[(RAW, "raw pixels".to_string())], &config.methods, "tp-m2-nh-curve.svg", &figures_dir)?,
+            "nh_curve": nh_curve_figure(separation, &[(RAW, "raw pixels".to_string())], &config.methods, "tp-m2-nh-curve.svg", &mut figures)?,
             "tsne_vs_pca": ordering(separation, &[(RAW, Method::Tsne), (RAW, Method::Pca)])?,
         },
         "m3": {
             "rows": rows,
             "tsne_rows": tsne_rows,
             "scatter": scatter,
-            "nh_curve": nh_curve_figure(separation, &representations, &[Method::Tsne], "tp-m3-nh-curve.svg", &figures_dir)?,
+            "nh_curve": nh_curve_figure(separation, &representations, &[Method::Tsne], "tp-m3-nh-curve.svg", &mut figures)?,
             "tsne_order": ordering(separation, &representations.iter().map(|(r, _)| (*r, Method::Tsne)).collect::<Vec<_>>())?,
             "pca_order": ordering(separation, &representations.iter().map(|(r, _)| (*r, Method::Pca)).collect::<Vec<_>>())?,
             "titles": representations.iter().map(|(r, t)| json!({ "id": r, "title": t })).collect::<Vec<_>>(),
@@ -134,7 +137,7 @@ pub fn page(input: &RenderInput<'_>) -> Result<BuiltPage> {
             "accuracy_agrees": (cnn_nh.mean > mlp_nh.mean) == (cnn_acc.mean > mlp_acc.mean),
         },
     });
-    Ok(BuiltPage { title: format!("tp — {}", assignment.title), context, figures: Vec::new() })
+    Ok(BuiltPage { title: format!("tp — {}", assignment.title), context, figures })
 }
 
 fn projections_of(run_dir: &Path) -> Result<Vec<ProjectionJob>> {
@@ -257,7 +260,7 @@ fn class_names() -> Vec<String> {
 }
 
 /// Plain, hull and ellipse scatter plots of one projection; returns their paths relative to the report.
-fn scatter_figures(result: &ProjectionResult, title: &str, dir: &Path) -> Result<Value> {
+fn scatter_figures(result: &ProjectionResult, title: &str, figures: &mut Vec<FigureFile>) -> Result<Value> {
     let stem = format!("tp-{}-{}", result.spec.representation.replace('.', "_"), result.spec.method.name());
     let base = ScatterChart {
         title: format!("{title} — {} (replicate {})", result.spec.method.title(), result.spec.replicate),
@@ -289,11 +292,10 @@ fn scatter_figures(result: &ProjectionResult, title: &str, dir: &Path) -> Result
         ..base.clone()
     };
     let mut files = serde_json::Map::new();
-    for (key, chart) in [("plain", &base), ("hulls", &with_hulls), ("ellipses", &with_ellipses)] {
-        let file = format!("{stem}-{key}.svg");
-        let svg = scatter_svg(chart).with_context(|| format!("figure {file}"))?;
-        nnlab_report::write_atomic(&dir.join(&file), svg.as_bytes())?;
-        files.insert(key.into(), json!(format!("figures/{file}")));
+    for (key, chart) in [("plain", base), ("hulls", with_hulls), ("ellipses", with_ellipses)] {
+        let path = format!("figures/{stem}-{key}.svg");
+        files.insert(key.into(), json!(path));
+        figures.push(FigureFile { path, figure: Figure::Scatter(chart) });
     }
     Ok(Value::Object(files))
 }
@@ -304,7 +306,7 @@ fn nh_curve_figure(
     representations: &[(&str, String)],
     methods: &[Method],
     file: &str,
-    dir: &Path,
+    figures: &mut Vec<FigureFile>,
 ) -> Result<String> {
     let mut series = Vec::new();
     for (representation, title) in representations {
@@ -324,9 +326,9 @@ fn nh_curve_figure(
         log_x: false,
         series,
     };
-    let svg = line_chart_svg(&chart).with_context(|| format!("figure {file}"))?;
-    nnlab_report::write_atomic(&dir.join(file), svg.as_bytes())?;
-    Ok(format!("figures/{file}"))
+    let path = format!("figures/{file}");
+    figures.push(FigureFile { path: path.clone(), figure: Figure::Line(chart) });
+    Ok(path)
 }
 
 /// The training settings the models share, stated once at the top of the page when they are all equal.
