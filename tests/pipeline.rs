@@ -519,6 +519,22 @@ fn single_jobs_then_a_run_reuses_them_all() {
 }
 
 #[test]
+fn an_assignment_without_a_report_page_is_refused_before_training() {
+    let tmp = tempfile::tempdir().unwrap();
+    let catalogue = test_catalogue(tmp.path());
+    let run_dir = tmp.path().join("run");
+    let out = nnlab(
+        &["run", "--profile", "smoke", "--catalogue", catalogue.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap()],
+        &[],
+    )
+    .output()
+    .unwrap();
+    let error = one_line_error(&out);
+    assert!(error.contains("assignment t1") && error.contains("no report page"), "{error}");
+    assert!(!run_dir.join("jobs").exists(), "nothing was trained");
+}
+
+#[test]
 fn a_missing_dataset_skips_its_jobs_with_a_clear_line() {
     let tmp = tempfile::tempdir().unwrap();
     let catalogue = test_catalogue(tmp.path());

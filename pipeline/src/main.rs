@@ -249,6 +249,11 @@ fn execute(command: Command, sources: Sources) -> Result<()> {
                 run_dir: run_dir.clone(),
                 threads,
             };
+            if !no_render {
+                // Before any training: a report that would lack a page must not cost a run first.
+                let catalogue = nnlab::catalogue::Catalogue::load(&sources.catalogue)?;
+                nnlab::render::check_pages(&catalogue, &sources.templates)?;
+            }
             let manifest = stages::run(&sources, &request)?;
             eprintln!(
                 "run finished in {:.1} s; tables in {}",
