@@ -8,9 +8,8 @@ use nnlab_data::Direction;
 use nnlab_report::figure::{LineChart, Point, Series};
 use nnlab_report::HeatMap;
 use serde::Serialize;
-use serde_json::Value;
 
-use super::context::{comparison, model_view, Figure, FigureFile, ModelView};
+use super::context::{compare, model_view, Comparison, Figure, FigureFile, ModelView};
 use super::{BuiltPage, RenderInput};
 use crate::catalogue::{point_label, value_text, Assignment, AxisValue, Experiment, Transform};
 use crate::follow_up::{load_choices, Choice};
@@ -87,7 +86,7 @@ struct Row {
     test_loss: Stat,
     /// Against the baseline model, where the sweep has one.
     #[serde(skip_serializing_if = "Option::is_none")]
-    vs_baseline: Option<Value>,
+    vs_baseline: Option<Comparison>,
     /// Significantly (Welch, 5%) above the baseline.
     helps: bool,
     /// Significantly below the baseline.
@@ -169,13 +168,11 @@ fn sweep(tables: &Tables, experiment: &Experiment, baseline: Option<&Experiment>
         let vs_baseline = match (&baseline_values, baseline) {
             (Some(values), Some(b)) => {
                 let here = tables.point_replicate_values(&experiment.id, &label, "test_acc")?;
-                Some(comparison(&here, values, test_acc.mean - tables.stat(&b.id, "test_acc")?.mean))
+                Some(compare(&here, values, test_acc.mean - tables.stat(&b.id, "test_acc")?.mean))
             }
             _ => None,
         };
-        let significant = |v: &Option<Value>, up: bool| {
-            v.as_ref().is_some_and(|c| c["significant"].as_bool() == Some(true) && c["a_higher"].as_bool() == Some(up))
-        };
+        let significant = |v: &Option<Comparison>, up: bool| v.as_ref().is_some_and(|c| c.significant && c.a_higher == up);
         rows.push(Row {
             helps: significant(&vs_baseline, true),
             hurts: significant(&vs_baseline, false),
@@ -242,7 +239,7 @@ struct Grid {
     choice: ChoiceView,
     best: ModelView,
     /// The chosen cell's 30-epoch model against its own 10-epoch mean.
-    longer_training: Value,
+    longer_training: Comparison,
 }
 
 #[derive(Serialize)]
@@ -317,7 +314,7 @@ fn grid(tables: &Tables, experiment: &Experiment, choice: &Choice, best: ModelVi
     };
     let chosen_values = tables.point_replicate_values(&experiment.id, &choice.chosen.label, &choice.metric)?;
     let longer = tables.replicate_values(&best.id, "test_acc")?;
-    let longer_training = comparison(&longer, &chosen_values, best.test_acc.mean - choice.chosen.stat.mean);
+    let longer_training = compare(&longer, &chosen_values, best.test_acc.mean - choice.chosen.stat.mean);
     let epochs = tables.point_curve(&experiment.id, &choice.chosen.label, "acc")?.len();
     Ok(Grid {
         epochs,

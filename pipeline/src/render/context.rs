@@ -7,7 +7,6 @@ use anyhow::{Context, Result};
 use nnlab_report::figure::{line_chart_svg, LineChart, Point, Series};
 use nnlab_report::{heat_map_svg, scatter_svg, HeatMap, ScatterChart};
 use serde::Serialize;
-use serde_json::{json, Value};
 
 use crate::catalogue::{Experiment, Validation};
 use crate::stats::welch;
@@ -92,10 +91,6 @@ fn arg_by(points: &[CurvePoint], better: impl Fn(f64, f64) -> bool) -> usize {
         }
     }
     best
-}
-
-pub fn stat_json(stat: &Stat) -> Value {
-    json!({ "mean": stat.mean, "std": stat.std, "n": stat.n, "min": stat.min, "max": stat.max })
 }
 
 /// A figure a page shows. Page builders only describe figures; the figure step
@@ -290,11 +285,6 @@ pub fn compare(a: &[f64], b: &[f64], difference: f64) -> Comparison {
         significant: test.is_some_and(|t| t.p < 0.05),
         negligible: difference.abs() < 0.005,
     }
-}
-
-/// [`compare`] as JSON, for the pages whose context is still untyped.
-pub fn comparison(a: &[f64], b: &[f64], difference: f64) -> Value {
-    serde_json::to_value(compare(a, b, difference)).expect("a comparison serialises")
 }
 
 #[cfg(test)]
