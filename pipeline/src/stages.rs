@@ -10,7 +10,7 @@ use crate::analysis::{load_result, plan_projections, run_projections, Projection
 use crate::catalogue::Catalogue;
 use crate::datasets::{DataCache, DataConfig};
 use crate::execute::{run_evaluations, run_jobs};
-use crate::follow_up;
+use crate::follow_up::{self, Choice};
 use crate::manifest::{self, Hardware, ProjectionEntry, RunManifest};
 use crate::plan::{plan, plan_evaluations, plan_follow_up, selects, EvalJob, Job, Selection};
 use crate::profile::Profile;
@@ -92,30 +92,14 @@ pub fn run(sources: &Sources, request: &RunRequest) -> Result<RunManifest> {
     let tables = aggregate(&store, &finished, &[])?;
 
     // Follow-ups, now that the sweeps they choose from are aggregated.
-    let selection = Selection::new(&catalogue, &request.assignments)?;
     let mut jobs = jobs;
     let mut choices = Vec::new();
-    for experiment in catalogue.assignments.iter().flat_map(|a| &a.experiments) {
-        if experiment.follow_up.is_none() || !selection.trains(&experiment.id) {
-            continue;
+    if let Some(tables) = &tables {
+        for (choice, follow_up_jobs) in plan_follow_ups(&catalogue, &profile, request, tables)? {
+            outcome.absorb(run_jobs(&follow_up_jobs, &store, &mut data, &Device::Cpu, request.threads)?);
+            jobs.extend(follow_up_jobs);
+            choices.push(choice);
         }
-        let choice = match tables.as_ref().map(|t| follow_up::choose(&catalogue, &profile, experiment, t)) {
-            Some(Ok(choice)) => choice,
-            Some(Err(why)) => {
-                eprintln!("follow-up {} not run: {why:#}", experiment.id);
-                continue;
-            }
-            None => continue,
-        };
-        eprintln!(
-            "follow-up {}: {} of {} is best on {} ({:.4})",
-            experiment.id, choice.chosen.label, choice.of, choice.metric, choice.chosen.stat.mean
-        );
-        let follow_up_jobs = plan_follow_up(&catalogue, experiment, choice.chosen.point.clone(), &profile, request.seed)?;
-        let ran = run_jobs(&follow_up_jobs, &store, &mut data, &Device::Cpu, request.threads)?;
-        outcome.absorb(ran);
-        jobs.extend(follow_up_jobs);
-        choices.push(choice);
     }
     store.write_json(follow_up::CHOICES_FILE, &choices)?;
     store.write_json("plan.json", &jobs)?;
@@ -169,6 +153,37 @@ pub fn run(sources: &Sources, request: &RunRequest) -> Result<RunManifest> {
     run_manifest.wall_seconds = Some(started.elapsed().as_secs_f64());
     store.write_json("manifest.json", &run_manifest)?;
     Ok(run_manifest)
+}
+
+/// The choice and jobs of every selected follow-up whose sweep the tables hold; a follow-up whose
+/// sweep has not finished is reported and skipped.
+fn plan_follow_ups(
+    catalogue: &Catalogue,
+    profile: &Profile,
+    request: &RunRequest,
+    tables: &Tables,
+) -> Result<Vec<(Choice, Vec<Job>)>> {
+    let selection = Selection::new(catalogue, &request.assignments)?;
+    let mut planned = Vec::new();
+    for experiment in catalogue.assignments.iter().flat_map(|a| &a.experiments) {
+        if experiment.follow_up.is_none() || !selection.trains(&experiment.id) {
+            continue;
+        }
+        let choice = match follow_up::choose(catalogue, profile, experiment, tables) {
+            Ok(choice) => choice,
+            Err(why) => {
+                eprintln!("follow-up {} not run: {why:#}", experiment.id);
+                continue;
+            }
+        };
+        eprintln!(
+            "follow-up {}: {} of {} is best on {} ({:.4})",
+            experiment.id, choice.chosen.label, choice.of, choice.metric, choice.chosen.stat.mean
+        );
+        let jobs = plan_follow_up(catalogue, experiment, choice.chosen.point.clone(), profile, request.seed)?;
+        planned.push((choice, jobs));
+    }
+    Ok(planned)
 }
 
 /// Runs one job of a plan (skipped if already finished), without aggregating: for job arrays
