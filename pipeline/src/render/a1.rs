@@ -5,7 +5,7 @@
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use super::context::{compare, model_view, summary_view, Comparison, FigureFile, ModelView, SummaryView};
+use super::context::{compare, model_view, summary_view, view_of, Comparison, FigureFile, ModelView, SummaryView};
 use super::{BuiltPage, RenderInput};
 use crate::catalogue::{Experiment, Validation};
 use crate::datasets::load_facts;
@@ -43,11 +43,7 @@ pub fn page(input: &RenderInput<'_>) -> Result<BuiltPage> {
     let experiment = |id: &str| assignment.experiment(id).with_context(|| format!("the catalogue has no experiment {id}"));
     let tables = input.tables;
     let mut figures = Vec::new();
-    let mut view = |id: &str| -> Result<ModelView> {
-        let (view, files) = model_view(tables, experiment(id)?)?;
-        figures.extend(files);
-        Ok(view)
-    };
+    let mut view = |id: &str| view_of(assignment, tables, id, &mut figures);
     let (dense_linear, dense_relu, softmax_regression) =
         (view("a1.dense_linear")?, view("a1.dense_relu")?, view("a1.softmax_regression")?);
     let (cnn, cnn_dropout) = (view("a1.cnn")?, view("a1.cnn_dropout")?);

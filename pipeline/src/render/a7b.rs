@@ -9,7 +9,7 @@ use nnlab_report::figure::{LineChart, Point, Series};
 use nnlab_report::HeatMap;
 use serde::Serialize;
 
-use super::context::{compare, model_view, Comparison, Figure, FigureFile, ModelView};
+use super::context::{compare, view_of, Comparison, Figure, FigureFile, ModelView};
 use super::{BuiltPage, RenderInput};
 use crate::catalogue::{point_label, value_text, Assignment, AxisValue, Experiment, Transform};
 use crate::follow_up::{load_choices, Choice};
@@ -36,11 +36,7 @@ pub fn page(input: &RenderInput<'_>) -> Result<BuiltPage> {
     let experiment = |id: &str| assignment.experiment(id).with_context(|| format!("the catalogue has no experiment {id}"));
     let tables = input.tables;
     let mut figures = Vec::new();
-    let mut view = |id: &str| -> Result<ModelView> {
-        let (view, files) = model_view(tables, experiment(id)?)?;
-        figures.extend(files);
-        Ok(view)
-    };
+    let mut view = |id: &str| view_of(assignment, tables, id, &mut figures);
     let q1 = view("a7b.dense125")?;
     let q2a = view("a7b.dense100")?;
     let q4a_model = view("a7b.cnn")?;
@@ -160,11 +156,12 @@ fn measured_points(tables: &Tables, experiment: &Experiment) -> Result<Vec<(Vec<
 fn sweep(tables: &Tables, experiment: &Experiment, baseline: Option<&Experiment>) -> Result<Sweep> {
     let axis = experiment.sweep.first().ok_or_else(|| anyhow!("{} has no sweep", experiment.id))?;
     let baseline_values = baseline.map(|b| tables.replicate_values(&b.id, "test_acc")).transpose()?;
+    let losses = tables.point_stats(&experiment.id, "test_loss")?;
     let mut rows = Vec::new();
     for (point, test_acc) in measured_points(tables, experiment)? {
         let label = point_label(&point);
         let value = &point[0].value;
-        let test_loss = tables.point_stats(&experiment.id, "test_loss")?.into_iter().find(|(l, _)| *l == label).map(|(_, s)| s);
+        let test_loss = losses.iter().find(|(l, _)| *l == label).map(|(_, s)| *s);
         let vs_baseline = match (&baseline_values, baseline) {
             (Some(values), Some(b)) => {
                 let here = tables.point_replicate_values(&experiment.id, &label, "test_acc")?;

@@ -236,6 +236,19 @@ pub struct ModelView {
     pub console_log: String,
 }
 
+/// The view of experiment `id` of `assignment`; its figures are added to `figures`.
+pub fn view_of(
+    assignment: &crate::catalogue::Assignment,
+    tables: &Tables,
+    id: &str,
+    figures: &mut Vec<FigureFile>,
+) -> Result<ModelView> {
+    let experiment = assignment.experiment(id).with_context(|| format!("the catalogue has no experiment {id}"))?;
+    let (view, files) = model_view(tables, experiment)?;
+    figures.extend(files);
+    Ok(view)
+}
+
 /// The model's view and the figures it links to.
 pub fn model_view(tables: &Tables, experiment: &Experiment) -> Result<(ModelView, Vec<FigureFile>)> {
     let id = &experiment.id;
