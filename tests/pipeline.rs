@@ -213,6 +213,7 @@ fn smoke_pipeline_end_to_end_then_a_rerun_recomputes_nothing() {
     assert_eq!(ids(first.projections.iter().map(|p| &p.id).collect()), ids(planned_projections.iter().map(|p| &p.id).collect()));
     assert!(first.projections.iter().all(|p| p.status == "ran"));
     check_a7b_report(&run_dir, &report_dir, &tables, &catalogue);
+    check_a7a_report(&run_dir, &report_dir, &tables);
     smoke_snapshot::check(&run_dir);
 
     // A second invocation finds every job and projection finished and recomputes nothing.
@@ -269,6 +270,55 @@ fn check_a7b_report(run_dir: &Path, report_dir: &Path, tables: &Tables, catalogu
         assert!(report_dir.join("figures").join(figure).is_file(), "{figure} missing");
     }
     assert!(run_dir.join("jobs").read_dir().unwrap().flatten().any(|d| d.path().join("model.safetensors").is_file()));
+}
+
+/// The a7a report: the weight-decay rows, the six CNNs, the pipeline's choice of the best CNN and
+/// the shift evaluation of the model it chose, each checked against the tables.
+fn check_a7a_report(run_dir: &Path, report_dir: &Path, tables: &Tables) {
+    let html = std::fs::read_to_string(report_dir.join("a7a.html")).unwrap();
+    assert_eq!(answer(&html, "a7a.q2a.params"), "55,050");
+    let base = tables.stat("a7a.base", "test_acc").unwrap();
+    let (mean, _) = two_numbers(&answer(&html, "a7a.q2c.val_acc"));
+    assert!((mean - base.mean * 100.0).abs() <= 0.005 + 1e-9);
+
+    // Weight decay: the best factor by mean final accuracy, as the page names it.
+    let decay = tables.point_stats("a7a.weight_decay", "test_acc").unwrap();
+    assert_eq!(decay.len(), 3, "the smoke profile keeps 3 of the 5 factors");
+    let best = decay.iter().fold(&decay[0], |b, s| if s.1.mean > b.1.mean { s } else { b });
+    assert_eq!(format!("l2={}", answer(&html, "a7a.q2d.best_factor")), best.0);
+    let (mean, _) = two_numbers(&answer(&html, "a7a.q2d.best_final"));
+    assert!((mean - best.1.mean * 100.0).abs() <= 0.005 + 1e-9);
+    // Each factor's maximum validation accuracy is its best epoch, never below the final one.
+    for (label, final_acc) in &decay {
+        let max = tables.point_stats("a7a.weight_decay", "val_acc_max").unwrap();
+        let max = max.iter().find(|(l, _)| l == label).unwrap().1;
+        assert!(max.min >= final_acc.min - 1e-12 && max.mean >= final_acc.mean - 1e-12, "{label}");
+    }
+
+    // The best CNN is the one with the highest mean final accuracy, recorded with its ranking.
+    let chosen = nnlab::choice::load(run_dir).unwrap();
+    let best_cnn = chosen.iter().find(|c| c.choice == "a7a.best_cnn").expect("the run records the choice");
+    let cnns: Vec<(String, f64)> =
+        (1..=6).map(|i| format!("a7a.cnn{i}")).map(|id| (id.clone(), tables.stat(&id, "test_acc").unwrap().mean)).collect();
+    let top = cnns.iter().fold(&cnns[0], |b, c| if c.1 > b.1 { c } else { b });
+    assert_eq!(best_cnn.experiment(), top.0);
+    assert_eq!(best_cnn.ranking.len(), 6);
+    assert_eq!(answer(&html, "a7a.q3a.best_cnn"), top.0);
+
+    // q3b evaluates the chosen CNN: its unshifted evaluation reproduces its test accuracy.
+    let shifts = tables.evaluation_stats("a7a.shift", "test_acc").unwrap();
+    assert!(shifts.iter().all(|(m, _, _)| m == &top.0 || m == "a7a.base"), "only the chosen CNN and the base are evaluated");
+    for model in [top.0.as_str(), "a7a.base"] {
+        let zero = shifts.iter().find(|(m, t, _)| m == model && t == "direction=up, pixels=0").unwrap();
+        assert_eq!(zero.2.mean, tables.stat(model, "test_acc").unwrap().mean, "{model}");
+        let three = shifts.iter().find(|(m, t, _)| m == model && t == "direction=right, pixels=3").unwrap();
+        let id = format!("a7a.q3b.{}", model.trim_start_matches("a7a."));
+        let (mean, _) = two_numbers(&answer(&html, &id));
+        assert!((mean - three.2.mean * 100.0).abs() <= 0.005 + 1e-9, "{id}");
+    }
+    for figure in ["a7a.weight_decay.svg", "a7a.cnns.svg", "a7a.shift.svg", "a7a.base-acc.svg"] {
+        assert!(report_dir.join("figures").join(figure).is_file(), "{figure} missing");
+    }
 }
 
 /// The tp report: its accuracies come from the training tables, its separation metrics from the

@@ -5,9 +5,11 @@
 use anyhow::{anyhow, bail, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::catalogue::{point_label, AxisValue, Catalogue, Experiment, Goal};
+use crate::catalogue::{point_label, Catalogue, Experiment, Goal};
+use crate::choice::rank;
+pub use crate::choice::Candidate;
 use crate::profile::Profile;
-use crate::tables::{Stat, Tables};
+use crate::tables::Tables;
 
 /// The run file that records every follow-up's choice.
 pub const CHOICES_FILE: &str = "follow_ups.json";
@@ -21,13 +23,6 @@ pub struct Choice {
     pub goal: Goal,
     pub chosen: Candidate,
     pub runner_up: Option<Candidate>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Candidate {
-    pub point: Vec<AxisValue>,
-    pub label: String,
-    pub stat: Stat,
 }
 
 /// Chooses the point of `experiment`'s sweep that is best on its metric (the first in sweep order
@@ -57,21 +52,6 @@ pub fn choose(catalogue: &Catalogue, profile: &Profile, experiment: &Experiment,
     })
 }
 
-/// Best first under `goal`; a stable sort keeps sweep order among equals.
-fn rank(mut candidates: Vec<Candidate>, goal: Goal) -> Vec<Candidate> {
-    candidates.sort_by(|a, b| {
-        let (a, b) = (a.stat.mean, b.stat.mean);
-        if goal.better(a, b) {
-            std::cmp::Ordering::Less
-        } else if goal.better(b, a) {
-            std::cmp::Ordering::Greater
-        } else {
-            std::cmp::Ordering::Equal
-        }
-    });
-    candidates
-}
-
 /// The choices recorded in a run directory (none if it has no follow-ups).
 pub fn load_choices(run_dir: &std::path::Path) -> Result<Vec<Choice>> {
     let path = run_dir.join(CHOICES_FILE);
@@ -80,21 +60,4 @@ pub fn load_choices(run_dir: &std::path::Path) -> Result<Vec<Choice>> {
     }
     let text = std::fs::read_to_string(&path)?;
     serde_json::from_str(&text).map_err(|e| anyhow!("{} is not valid: {e}", path.display()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn candidate(label: &str, mean: f64) -> Candidate {
-        Candidate { point: vec![], label: label.into(), stat: Stat { mean, std: Some(0.01), n: 3, min: mean, max: mean } }
-    }
-
-    #[test]
-    fn ranking_follows_the_goal_and_keeps_sweep_order_on_ties() {
-        let candidates = vec![candidate("a", 0.90), candidate("b", 0.95), candidate("c", 0.95), candidate("d", 0.80)];
-        let labels = |r: Vec<Candidate>| r.into_iter().map(|c| c.label).collect::<Vec<_>>();
-        assert_eq!(labels(rank(candidates.clone(), Goal::Maximise)), ["b", "c", "a", "d"]);
-        assert_eq!(labels(rank(candidates, Goal::Minimise)), ["d", "a", "b", "c"]);
-    }
 }

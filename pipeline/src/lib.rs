@@ -8,6 +8,7 @@
 pub mod analysis;
 pub mod bench;
 pub mod catalogue;
+pub mod choice;
 pub mod datasets;
 pub mod execute;
 pub mod fidelity;

@@ -18,7 +18,8 @@ use nnlab::stages::{self, RunRequest, Sources};
         aggregate the replicates) → render (Markdown + HTML reports). `nnlab run` does all of them; finished \
         jobs are kept in the run directory and never recomputed, so an interrupted run resumes where it stopped. \
         Sweeps expand into one job per point and replicate; follow-ups (train a sweep's best point again) are \
-        planned once their sweep has finished; evaluation jobs re-test kept models on transformed test sets.\n\n\
+        planned once their sweep has finished; choices pick the best of several experiments once they have \
+        finished; evaluation jobs re-test kept models (of an experiment or a choice) on transformed test sets.\n\n\
         Datasets are looked up in data/, then in $NNLAB_DATA_MIRROR (a local copy laid out as <dataset>/<file>), \
         then downloaded from their canonical URLs (unless NNLAB_OFFLINE=1); every file is checked against the \
         SHA-256 in data/manifest.toml."
@@ -229,6 +230,16 @@ fn execute(command: Command, sources: Sources) -> Result<()> {
                     eprintln!(
                         "follow-up {} is planned by `nnlab run` once {} has finished (it trains the point best on {})",
                         experiment.id, f.of, f.metric
+                    );
+                }
+            }
+            for choice in catalogue.assignments.iter().flat_map(|a| &a.choices) {
+                if choice.among.iter().all(|id| selection_of.trains(id)) {
+                    eprintln!(
+                        "choice {} is made by `nnlab run` once {} have finished (the best on {})",
+                        choice.id,
+                        choice.among.join(", "),
+                        choice.metric
                     );
                 }
             }

@@ -130,12 +130,25 @@ pub struct EvalJob {
 }
 
 /// Every evaluation job of the selection over the given trained jobs, in catalogue order.
-pub fn plan_evaluations(catalogue: &Catalogue, only: &[String], trained: &[Job]) -> Result<Vec<EvalJob>> {
+pub fn plan_evaluations(
+    catalogue: &Catalogue,
+    only: &[String],
+    trained: &[Job],
+    choices: &[crate::choice::Chosen],
+) -> Result<Vec<EvalJob>> {
     let selected = Selection::new(catalogue, only)?;
     let mut jobs = Vec::new();
     for study in catalogue.assignments.iter().flat_map(|a| &a.evaluations).filter(|s| selected.evaluates(&s.id)) {
         for model in &study.models {
-            for job in trained.iter().filter(|j| &j.spec.experiment == model) {
+            // A choice stands for the experiment it chose; one not made (its candidates unfinished) evaluates nothing.
+            let experiment = match catalogue.choice(model) {
+                Some(_) => match choices.iter().find(|c| &c.choice == model) {
+                    Some(chosen) => chosen.experiment().to_string(),
+                    None => continue,
+                },
+                None => model.clone(),
+            };
+            for job in trained.iter().filter(|j| j.spec.experiment == experiment) {
                 for transform in study.transform.instances() {
                     let id = content_hash(&(&job.id, &transform))[..16].to_string();
                     jobs.push(EvalJob { id, evaluation: study.id.clone(), trained: job.clone(), transform });
@@ -172,7 +185,7 @@ impl Selection {
         for assignment in &catalogue.assignments {
             for study in assignment.evaluations.iter().filter(|s| selects(only, &assignment.id, &s.id)) {
                 evaluations.insert(study.id.clone());
-                experiments.extend(study.models.iter().cloned());
+                experiments.extend(study.models.iter().flat_map(|m| catalogue.experiments_behind(m)));
             }
             for experiment in assignment.experiments.iter().filter(|e| selects(only, &assignment.id, &e.id)) {
                 experiments.insert(experiment.id.clone());
@@ -317,9 +330,9 @@ mod tests {
         let trained = plan(&catalogue, &smoke, 7, &["a7b.shift".to_string()]).unwrap();
         let experiments: std::collections::BTreeSet<&str> = trained.iter().map(|j| j.spec.experiment.as_str()).collect();
         assert_eq!(experiments, ["a7b.cnn", "a7b.dense100"].into_iter().collect());
-        let evaluations = plan_evaluations(&catalogue, &["a7b.shift".to_string()], &trained).unwrap();
+        let evaluations = plan_evaluations(&catalogue, &["a7b.shift".to_string()], &trained, &[]).unwrap();
         assert_eq!(evaluations.len(), 2 * 2 * 4 * 6, "2 models × 2 replicates × 4 directions × 6 shifts");
-        assert_eq!(evaluations, plan_evaluations(&catalogue, &["a7b".to_string()], &trained).unwrap());
+        assert_eq!(evaluations, plan_evaluations(&catalogue, &["a7b".to_string()], &trained, &[]).unwrap());
         let ids: std::collections::BTreeSet<&str> = evaluations.iter().map(|e| e.id.as_str()).collect();
         assert_eq!(ids.len(), evaluations.len());
     }

@@ -8,6 +8,7 @@ use candle_core::Device;
 
 use crate::analysis::{load_result, plan_projections, run_projections, ProjectionJob, ProjectionResult};
 use crate::catalogue::Catalogue;
+use crate::choice::{self, Chosen};
 use crate::datasets::{DataCache, DataConfig};
 use crate::execute::{run_evaluations, run_jobs};
 use crate::follow_up::{self, Choice};
@@ -112,8 +113,15 @@ pub fn run(sources: &Sources, request: &RunRequest) -> Result<RunManifest> {
     }
     let finished: Vec<Job> = jobs.iter().filter(|j| store.is_complete(&j.id)).cloned().collect();
 
+    // Choices between experiments, now that follow-ups are in too.
+    let chosen = match aggregate(&store, &finished, &[])? {
+        Some(tables) => make_choices(&catalogue, request, &tables)?,
+        None => Vec::new(),
+    };
+    store.write_json(choice::CHOICES_FILE, &chosen)?;
+
     // Evaluations of the trained models.
-    let evaluation_jobs = plan_evaluations(&catalogue, &request.assignments, &finished)?;
+    let evaluation_jobs = plan_evaluations(&catalogue, &request.assignments, &finished, &chosen)?;
     let mut evaluated = Vec::new();
     if !evaluation_jobs.is_empty() {
         store.write_json("evaluations.json", &evaluation_jobs)?;
@@ -184,6 +192,32 @@ fn plan_follow_ups(
         planned.push((choice, jobs));
     }
     Ok(planned)
+}
+
+/// Every selected choice whose candidates have all finished; one that cannot be made yet is reported
+/// and skipped.
+fn make_choices(catalogue: &Catalogue, request: &RunRequest, tables: &Tables) -> Result<Vec<Chosen>> {
+    let selection = Selection::new(catalogue, &request.assignments)?;
+    let mut made = Vec::new();
+    for spec in catalogue.assignments.iter().flat_map(|a| &a.choices) {
+        if !spec.among.iter().all(|id| selection.trains(id)) {
+            continue;
+        }
+        match choice::choose(spec, tables) {
+            Ok(chosen) => {
+                eprintln!(
+                    "choice {}: {} is best on {} ({:.4})",
+                    spec.id,
+                    chosen.experiment(),
+                    spec.metric,
+                    chosen.ranking[0].stat.mean
+                );
+                made.push(chosen);
+            }
+            Err(why) => eprintln!("choice {} not made: {why:#}", spec.id),
+        }
+    }
+    Ok(made)
 }
 
 /// Runs one job of a plan (skipped if already finished), without aggregating: for job arrays

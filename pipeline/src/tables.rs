@@ -18,8 +18,10 @@ use crate::store::{EvalResult, JobResult};
 
 /// Metrics recorded per epoch.
 pub const EPOCH_METRICS: [&str; 5] = ["loss", "acc", "val_loss", "val_acc", "seconds"];
-/// Metrics recorded once per job.
-pub const FINAL_METRICS: [&str; 5] = ["test_loss", "test_acc", "train_samples_per_s", "epoch_seconds", "wall_seconds"];
+/// Metrics recorded once per job. `val_acc_max` is the best epoch's validation accuracy and
+/// `val_acc_max_epoch` that epoch (the first, on a tie); both are empty without validation data.
+pub const FINAL_METRICS: [&str; 7] =
+    ["test_loss", "test_acc", "val_acc_max", "val_acc_max_epoch", "train_samples_per_s", "epoch_seconds", "wall_seconds"];
 
 /// Columns of the tables that no sweep axis may take as its name.
 pub const RESERVED_COLUMNS: [&str; 10] =
@@ -242,8 +244,17 @@ fn history_frame(results: &[JobResult]) -> Result<DataFrame> {
     Ok(frame)
 }
 
+/// The epoch with the highest validation accuracy (the first on a tie) and that accuracy.
+fn best_validation_epoch(history: &[nnlab_nn::EpochRecord]) -> Option<(usize, f64)> {
+    history.iter().filter_map(|e| Some((e.epoch, e.val_acc?))).fold(None, |best, (epoch, acc)| match best {
+        Some((_, best_acc)) if best_acc >= acc => best,
+        _ => Some((epoch, acc)),
+    })
+}
+
 fn finals_frame(results: &[JobResult]) -> Result<DataFrame> {
     let epoch_seconds = |r: &JobResult| r.history.iter().map(|e| e.seconds).sum::<f64>() / r.history.len().max(1) as f64;
+    let best: Vec<Option<(usize, f64)>> = results.iter().map(|r| best_validation_epoch(&r.history)).collect();
     let mut frame = df!(
         "experiment" => results.iter().map(|r| r.experiment.as_str()).collect::<Vec<_>>(),
         "point" => results.iter().map(|r| point_label(&r.point)).collect::<Vec<_>>(),
@@ -252,6 +263,8 @@ fn finals_frame(results: &[JobResult]) -> Result<DataFrame> {
         "job" => results.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
         "test_loss" => results.iter().map(|r| r.test.loss).collect::<Vec<_>>(),
         "test_acc" => results.iter().map(|r| r.test.acc).collect::<Vec<_>>(),
+        "val_acc_max" => best.iter().map(|b| b.map(|(_, acc)| acc)).collect::<Vec<_>>(),
+        "val_acc_max_epoch" => best.iter().map(|b| b.map(|(epoch, _)| epoch as f64)).collect::<Vec<_>>(),
         "params" => results.iter().map(|r| r.params as u64).collect::<Vec<_>>(),
         "flops_per_sample" => results.iter().map(|r| r.flops_per_sample as u64).collect::<Vec<_>>(),
         "train_samples" => results.iter().map(|r| r.train_samples as u64).collect::<Vec<_>>(),
@@ -485,6 +498,17 @@ mod tests {
     }
 
     #[test]
+    fn the_best_validation_epoch_is_the_first_of_a_tie_and_absent_without_validation() {
+        let mut history = result("x.a", 1, 0.9).history;
+        history.push(EpochRecord { epoch: 3, val_acc: Some(0.60), ..history[0].clone() });
+        history.push(EpochRecord { epoch: 4, val_acc: history[1].val_acc, ..history[0].clone() });
+        // Epochs 2 and 4 both reach the best value.
+        assert_eq!(best_validation_epoch(&history), Some((2, history[1].val_acc.unwrap())));
+        history.iter_mut().for_each(|e| e.val_acc = None);
+        assert_eq!(best_validation_epoch(&history), None);
+    }
+
+    #[test]
     fn summaries_are_mean_std_n_and_survive_parquet() {
         let results = vec![result("x.a", 1, 0.90), result("x.a", 2, 0.92), result("x.a", 3, 0.94), result("x.b", 1, 0.5)];
         let mut tables = Tables::aggregate(&results, &[]).unwrap();
@@ -495,6 +519,9 @@ mod tests {
 
         let acc = tables.stat("x.a", "test_acc").unwrap();
         assert!((acc.mean - 0.92).abs() < 1e-12);
+        // The best validation epoch of each replicate is its last here (the curve rises).
+        assert!((tables.stat("x.a", "val_acc_max").unwrap().mean - 0.91).abs() < 1e-12);
+        assert_eq!(tables.stat("x.a", "val_acc_max_epoch").unwrap().mean, 2.0);
         assert!((acc.std.unwrap() - 0.02).abs() < 1e-12);
         assert_eq!((acc.n, acc.min, acc.max), (3, 0.90, 0.94));
         // A single replicate has no sample standard deviation.

@@ -3,8 +3,9 @@
 //! Experiments compose: `extends` copies another experiment and overrides fields (`insert` adds
 //! layers after named ones), `sweep` axes vary any field of the spec (their cartesian product is
 //! the sweep's points), and a `follow_up` trains the best point of a sweep again under overrides,
-//! once that sweep's results are in. `[[evaluation]]` entries evaluate trained models on
-//! transformed test sets without retraining.
+//! once that sweep's results are in. `[[choice]]` entries pick the best of several experiments once
+//! their results are in, and `[[evaluation]]` entries evaluate trained models (an experiment or a
+//! choice) on transformed test sets without retraining.
 
 mod compose;
 mod sweep;
@@ -90,13 +91,26 @@ impl Goal {
     }
 }
 
+/// The best of several experiments on a final metric (its mean over replicates), chosen by the
+/// pipeline once all of them have finished; an evaluation may name it in place of an experiment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChoiceSpec {
+    pub id: String,
+    pub description: String,
+    /// Experiments without a sweep.
+    pub among: Vec<String>,
+    pub metric: String,
+    pub goal: Goal,
+}
+
 /// Trained models evaluated again on transformed test sets, without retraining.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EvaluationStudy {
     pub id: String,
     pub description: String,
-    /// Experiments (without a sweep) whose every replicate is evaluated.
+    /// Experiments (without a sweep) or choices whose every replicate is evaluated.
     pub models: Vec<String>,
     pub transform: TransformSet,
 }
@@ -194,6 +208,8 @@ pub struct Assignment {
     pub analysis: Option<AnalysisConfig>,
     #[serde(default, rename = "evaluation")]
     pub evaluations: Vec<EvaluationStudy>,
+    #[serde(default, rename = "choice")]
+    pub choices: Vec<ChoiceSpec>,
 }
 
 /// An assignment file before its experiments are composed and typed.
@@ -208,6 +224,8 @@ struct RawAssignment {
     analysis: Option<AnalysisConfig>,
     #[serde(default, rename = "evaluation")]
     evaluations: Vec<EvaluationStudy>,
+    #[serde(default, rename = "choice")]
+    choices: Vec<ChoiceSpec>,
 }
 
 impl Assignment {
@@ -257,8 +275,14 @@ impl Catalogue {
                 })?;
                 experiments.push(experiment);
             }
-            let assignment =
-                Assignment { id: raw.id, title: raw.title, experiments, analysis: raw.analysis, evaluations: raw.evaluations };
+            let assignment = Assignment {
+                id: raw.id,
+                title: raw.title,
+                experiments,
+                analysis: raw.analysis,
+                evaluations: raw.evaluations,
+                choices: raw.choices,
+            };
             check_assignment(&file, &assignment)?;
             assignments.push(assignment);
         }
@@ -274,6 +298,19 @@ impl Catalogue {
 
     pub fn assignment(&self, id: &str) -> Option<&Assignment> {
         self.assignments.iter().find(|a| a.id == id)
+    }
+
+    /// A choice of any assignment.
+    pub fn choice(&self, id: &str) -> Option<&ChoiceSpec> {
+        self.assignments.iter().flat_map(|a| &a.choices).find(|c| c.id == id)
+    }
+
+    /// The experiments an evaluation's model entry stands for: itself, or every candidate of a choice.
+    pub fn experiments_behind(&self, model: &str) -> Vec<String> {
+        match self.choice(model) {
+            Some(choice) => choice.among.clone(),
+            None => vec![model.to_string()],
+        }
     }
 
     /// What can only be checked across entries: follow-ups name a swept experiment and leave its
@@ -293,16 +330,38 @@ impl Catalogue {
                 bail!("{origin}: metric `{}` is not one of {}", follow_up.metric, crate::tables::FINAL_METRICS.join(", "));
             }
             for axis in &of.sweep {
-                if experiment.value_at(&axis.path) != of.value_at(&axis.path) {
+                if axis.path.paths().iter().any(|path| experiment.value_at(path) != of.value_at(path)) {
                     bail!("{origin}: it overrides {}, which the sweep of {} chooses (axis `{}`)", axis.path, of.id, axis.axis);
                 }
             }
         }
         for assignment in &self.assignments {
+            for choice in &assignment.choices {
+                let origin = format!("choice {}", choice.id);
+                if !choice.id.starts_with(&format!("{}.", assignment.id)) || self.experiment(&choice.id).is_some() {
+                    bail!("{origin}: the id must start with `{}.` and differ from every experiment id", assignment.id);
+                }
+                if choice.among.len() < 2 {
+                    bail!("{origin}: `among` must name at least two experiments");
+                }
+                if !crate::tables::FINAL_METRICS.contains(&choice.metric.as_str()) {
+                    bail!("{origin}: metric `{}` is not one of {}", choice.metric, crate::tables::FINAL_METRICS.join(", "));
+                }
+                for id in &choice.among {
+                    let experiment = self.experiment(id).ok_or_else(|| anyhow!("{origin}: no experiment {id}"))?;
+                    if !experiment.sweep.is_empty() {
+                        bail!("{origin}: {id} is a sweep; choose among experiments of one point");
+                    }
+                }
+            }
             for study in &assignment.evaluations {
                 for model in &study.models {
                     let origin = format!("evaluation {}", study.id);
-                    let experiment = self.experiment(model).ok_or_else(|| anyhow!("{origin}: no experiment {model}"))?;
+                    if self.choice(model).is_some() {
+                        continue;
+                    }
+                    let experiment =
+                        self.experiment(model).ok_or_else(|| anyhow!("{origin}: no experiment or choice {model}"))?;
                     if !experiment.sweep.is_empty() {
                         bail!("{origin}: {model} is a sweep; evaluate one of its points through a follow-up");
                     }
@@ -519,6 +578,41 @@ values = [10, 20]
         assert!(e.contains("x1.best") && e.contains("no sweep"), "{e}");
         let e = format!("{:#}", load_text(&format!("{GOOD}{SWEPT}{}", follow.replace("test_acc", "accuracy"))).unwrap_err());
         assert!(e.contains("accuracy") && e.contains("test_acc"), "{e}");
+    }
+
+    #[test]
+    fn one_axis_may_set_several_paths() {
+        let two_hidden = GOOD.replace(
+            "layers = [{",
+            "layers = [{ type = \"dense\", units = 5, activation = \"relu\" }, { type = \"dense\", units = 5, activation = \"relu\" }, {",
+        );
+        let axis = "[[experiment.sweep]]\naxis = \"l2\"\npath = [\"model.layers.dense.l2\", \"model.layers.dense_1.l2\"]\nvalues = [0.5]\n";
+        let assignment = load_text(&format!("{two_hidden}{axis}")).unwrap();
+        let experiment = &assignment.experiments[0];
+        let resolved = experiment.at_point(&experiment.sweep, &experiment.points(None)[0]).unwrap();
+        let l2 = |i: usize| resolved.value_at(&format!("model.layers.{i}.l2"));
+        assert_eq!((l2(0), l2(1), l2(2)), (Some(serde_json::json!(0.5)), Some(serde_json::json!(0.5)), None));
+        let e = format!("{:#}", load_text(&format!("{two_hidden}{}", axis.replace("dense_1.l2", "dense_9.l2"))).unwrap_err());
+        assert!(e.contains("`l2`") && e.contains("dense_9"), "{e}");
+    }
+
+    #[test]
+    fn choices_name_experiments_of_one_point_and_a_final_metric() {
+        let second = GOOD.replace("id = \"x1\"\ntitle = \"t\"\n", "").replace("x1.m", "x1.n");
+        let choice = "\n[[choice]]\nid = \"x1.best\"\ndescription = \"b\"\namong = [\"x1.m\", \"x1.n\"]\nmetric = \"test_acc\"\ngoal = \"maximise\"\n";
+        let evaluation = "\n[[evaluation]]\nid = \"x1.shift\"\ndescription = \"s\"\nmodels = [\"x1.best\"]\ntransform = { type = \"roll\", directions = [\"up\"], pixels = [1] }\n";
+        let text = format!("{GOOD}{second}{choice}{evaluation}");
+        let assignment = load_text(&text).unwrap();
+        assert_eq!(assignment.choices[0].among, ["x1.m", "x1.n"]);
+        let err = |text: String| format!("{:#}", load_text(&text).unwrap_err());
+        let e = err(text.replace("metric = \"test_acc\"", "metric = \"acc\""));
+        assert!(e.contains("x1.best") && e.contains("`acc`"), "{e}");
+        let e = err(text.replace("[\"x1.m\", \"x1.n\"]", "[\"x1.m\", \"x1.zz\"]"));
+        assert!(e.contains("x1.best") && e.contains("x1.zz"), "{e}");
+        let e = err(text.replace("models = [\"x1.best\"]", "models = [\"x1.bst\"]"));
+        assert!(e.contains("x1.shift") && e.contains("x1.bst"), "{e}");
+        let e = err(format!("{GOOD}{second}{}", choice.replace("x1.best", "x1.m")));
+        assert!(e.contains("choice x1.m") && e.contains("differ"), "{e}");
     }
 
     #[test]

@@ -11,14 +11,38 @@ use super::Experiment;
 
 /// One axis of a sweep, e.g. `{ axis = "lr", path = "train.optimizer.lr", values = [0.01, 0.1] }`.
 /// In a path, a layer may be named by its index (`model.layers.0.units`) or by its Keras name
-/// (`model.layers.dense.units`), as the model summary shows it.
+/// (`model.layers.dense.units`), as the model summary shows it. `path` may also be a list: every
+/// path takes the axis' value (one L2 factor for several layers).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SweepAxis {
     /// The axis' name: the column of the result tables that holds its value.
     pub axis: String,
-    pub path: String,
+    pub path: AxisPath,
     pub values: Vec<Value>,
+}
+
+/// The field(s) an axis sets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AxisPath {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl AxisPath {
+    pub fn paths(&self) -> &[String] {
+        match self {
+            AxisPath::One(path) => std::slice::from_ref(path),
+            AxisPath::Many(paths) => paths,
+        }
+    }
+}
+
+impl std::fmt::Display for AxisPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.paths().join(" and "))
+    }
 }
 
 /// The value one axis takes at a sweep point.
@@ -75,8 +99,9 @@ impl Experiment {
         let mut value = serde_json::to_value(&base).expect("an experiment always serialises");
         for AxisValue { axis, value: new } in point {
             let declared = axes.iter().find(|a| &a.axis == axis).ok_or_else(|| anyhow!("no sweep axis named `{axis}`"))?;
-            set_path(&mut value, &declared.path, new.clone())
-                .with_context(|| format!("sweep axis `{axis}` (path {})", declared.path))?;
+            for path in declared.path.paths() {
+                set_path(&mut value, path, new.clone()).with_context(|| format!("sweep axis `{axis}` (path {path})"))?;
+            }
         }
         let resolved: Experiment = serde_json::from_value(value).map_err(|e| {
             anyhow!("sweep point {}: {e} (a path that names no field, or a value of the wrong type)", point_label(point))
@@ -115,12 +140,17 @@ pub(crate) fn check_axis(experiment: &Experiment, axis: &SweepAxis) -> Result<()
     if axis.values.is_empty() {
         bail!("sweep axis `{}`: it has no values", axis.axis);
     }
-    let first = axis.path.split('.').next().unwrap_or_default();
-    if !SWEEPABLE.contains(&first) {
-        bail!("sweep axis `{}`: path {} must start with one of {}", axis.axis, axis.path, SWEEPABLE.join(", "));
+    if axis.path.paths().is_empty() {
+        bail!("sweep axis `{}`: it has no path", axis.axis);
     }
-    let mut value = serde_json::to_value(experiment).expect("an experiment always serialises");
-    set_path(&mut value, &axis.path, axis.values[0].clone()).with_context(|| format!("sweep axis `{}`", axis.axis))?;
+    for path in axis.path.paths() {
+        let first = path.split('.').next().unwrap_or_default();
+        if !SWEEPABLE.contains(&first) {
+            bail!("sweep axis `{}`: path {path} must start with one of {}", axis.axis, SWEEPABLE.join(", "));
+        }
+        let mut value = serde_json::to_value(experiment).expect("an experiment always serialises");
+        set_path(&mut value, path, axis.values[0].clone()).with_context(|| format!("sweep axis `{}`", axis.axis))?;
+    }
     Ok(())
 }
 

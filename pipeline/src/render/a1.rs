@@ -5,10 +5,11 @@
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use super::context::{compare, model_view, summary_view, view_of, Comparison, FigureFile, ModelView, SummaryView};
+use super::context::{
+    compare, data_view, model_view, shape_text, summary_view, view_of, Comparison, DataView, FigureFile, ModelView, SummaryView,
+};
 use super::{BuiltPage, RenderInput};
 use crate::catalogue::{Experiment, Validation};
-use crate::datasets::load_facts;
 
 #[derive(Serialize)]
 struct Page {
@@ -83,50 +84,6 @@ pub fn page(input: &RenderInput<'_>) -> Result<BuiltPage> {
         cifar,
     };
     Ok(BuiltPage { title: format!("a1 — {}", assignment.title), context: serde_json::to_value(page)?, figures })
-}
-
-#[derive(Serialize)]
-struct DataView {
-    train_samples: usize,
-    test_samples: usize,
-    features: usize,
-    image_shape: String,
-    validation_samples: usize,
-    fit_samples: usize,
-    one_hot: Vec<OneHotRow>,
-}
-
-#[derive(Serialize)]
-struct OneHotRow {
-    label: u32,
-    row: String,
-}
-
-/// Shapes and the first one-hot label rows of the data the models saw.
-fn data_view(input: &RenderInput<'_>, validation: Validation) -> Result<DataView> {
-    let facts = load_facts(input.run_dir, "mnist")?;
-    let held_out = match validation {
-        Validation::Split(f) => facts.train_samples - (facts.train_samples as f64 * (1.0 - f)).floor() as usize,
-        Validation::Test => 0,
-    };
-    let one_hot = facts
-        .first_train_labels
-        .iter()
-        .take(5)
-        .map(|&label| {
-            let row: Vec<&str> = (0..10).map(|c| if c == label { "1" } else { "0" }).collect();
-            OneHotRow { label, row: row.join(" ") }
-        })
-        .collect();
-    Ok(DataView {
-        train_samples: facts.train_samples,
-        test_samples: facts.test_samples,
-        features: facts.sample_shape.iter().product(),
-        image_shape: shape_text(&facts.sample_shape),
-        validation_samples: held_out,
-        fit_samples: facts.train_samples - held_out,
-        one_hot,
-    })
 }
 
 /// What an accuracy means for reading digits: errors per 100 digits and the chance of reading whole
@@ -269,11 +226,6 @@ fn cifar_view(
         model: Some(model),
         measured: Some(measured),
     })
-}
-
-/// `32×32×3`.
-fn shape_text(shape: &[usize]) -> String {
-    shape.iter().map(usize::to_string).collect::<Vec<_>>().join("×")
 }
 
 #[cfg(test)]

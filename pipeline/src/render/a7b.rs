@@ -4,19 +4,16 @@
 //! from the catalogue, every number from the result tables.
 
 use anyhow::{anyhow, Context, Result};
-use nnlab_data::Direction;
 use nnlab_report::figure::{LineChart, Point, Series};
 use nnlab_report::HeatMap;
 use serde::Serialize;
 
 use super::context::{compare, view_of, Comparison, Figure, FigureFile, ModelView};
+use super::shift::{shift, Shift};
 use super::{BuiltPage, RenderInput};
-use crate::catalogue::{point_label, value_text, Assignment, AxisValue, Experiment, Transform};
+use crate::catalogue::{point_label, value_text, AxisValue, Experiment};
 use crate::follow_up::{load_choices, Choice};
 use crate::tables::{Stat, Tables};
-
-/// q4b's headline shift: "roll every validation image 3 pixels right".
-const HEADLINE_SHIFT: Transform = Transform::Roll { direction: Direction::Right, pixels: 3 };
 
 #[derive(Serialize)]
 struct Page {
@@ -51,7 +48,7 @@ pub fn page(input: &RenderInput<'_>) -> Result<BuiltPage> {
         choices.iter().find(|c| c.experiment == "a7b.grid_best").context("the run recorded no choice for a7b.grid_best")?;
     let q2c = grid(tables, experiment("a7b.grid")?, choice, grid_best)?;
     let q4a = target_view(tables, experiment("a7b.cnn")?, q4a_model)?;
-    let q4b = shift(tables, assignment, "a7b.shift")?;
+    let q4b = shift(tables, assignment, "a7b.shift", &[], "a7b.q4b")?;
 
     for (name, chart) in [("a7b.lr_sweep", &q2b.chart), ("a7b.noise", &q3a.chart), ("a7b.l2", &q3b.chart)] {
         figures.push(FigureFile { path: format!("figures/{name}.svg"), figure: Figure::Line(chart.clone()) });
@@ -389,107 +386,6 @@ fn target_view(tables: &Tables, experiment: &Experiment, model: ModelView) -> Re
         replicates_reaching,
         replicates: replicates.len(),
         model,
-    })
-}
-
-#[derive(Serialize)]
-struct Shift {
-    description: String,
-    pixels: Vec<usize>,
-    lines: Vec<ShiftLine>,
-    models: Vec<ShiftModel>,
-    headline: String,
-    /// The model that loses least at the headline shift, and whether it has a convolutional layer.
-    most_robust: String,
-    conv_most_robust: bool,
-    figure: String,
-    #[serde(skip)]
-    chart: LineChart,
-}
-
-#[derive(Serialize)]
-struct ShiftLine {
-    model: String,
-    direction: String,
-    cells: Vec<Stat>,
-}
-
-#[derive(Serialize)]
-struct ShiftModel {
-    id: String,
-    answer_id: String,
-    params: String,
-    unshifted: Stat,
-    shifted: Stat,
-    drop_pp: f64,
-}
-
-fn shift(tables: &Tables, assignment: &Assignment, id: &str) -> Result<Shift> {
-    let study =
-        assignment.evaluations.iter().find(|e| e.id == id).with_context(|| format!("the catalogue has no evaluation {id}"))?;
-    let stats = tables.evaluation_stats(id, "test_acc")?;
-    let stat_of = |model: &str, transform: &Transform| -> Result<Stat> {
-        let label = point_label(&transform.columns());
-        stats
-            .iter()
-            .find(|(m, t, _)| m == model && *t == label)
-            .map(|(_, _, s)| *s)
-            .ok_or_else(|| anyhow!("{id}: no result for {model} at {label}"))
-    };
-    let crate::catalogue::TransformSet::Roll { directions, pixels } = &study.transform;
-    let mut lines = Vec::new();
-    let mut series = Vec::new();
-    for model in &study.models {
-        for &direction in directions {
-            let cells: Vec<Stat> =
-                pixels.iter().map(|&pixels| stat_of(model, &Transform::Roll { direction, pixels })).collect::<Result<_>>()?;
-            series.push(Series {
-                label: format!("{model} {}", direction.name()),
-                points: pixels.iter().zip(&cells).map(|(&k, s)| Point { x: k as f64, mean: s.mean, std: s.std }).collect(),
-                dashed: study.models.first() != Some(model),
-            });
-            lines.push(ShiftLine { model: model.clone(), direction: direction.name().into(), cells });
-        }
-    }
-    let mut models = Vec::new();
-    for model in &study.models {
-        let experiment = assignment.experiment(model).with_context(|| format!("no experiment {model}"))?;
-        let unshifted = tables.stat(model, "test_acc")?;
-        let shifted = stat_of(model, &HEADLINE_SHIFT)?;
-        models.push(ShiftModel {
-            answer_id: format!("a7b.q4b.{}", model.trim_start_matches("a7b.")),
-            id: model.clone(),
-            params: nnlab_nn::summary::group_thousands(experiment.model.param_count()?),
-            drop_pp: (unshifted.mean - shifted.mean) * 100.0,
-            unshifted,
-            shifted,
-        });
-    }
-    let most_robust = models
-        .iter()
-        .min_by(|a, b| a.drop_pp.total_cmp(&b.drop_pp))
-        .map(|m| m.id.clone())
-        .ok_or_else(|| anyhow!("{id} evaluates no model"))?;
-    let conv_most_robust = assignment
-        .experiment(&most_robust)
-        .is_some_and(|e| e.model.layers.iter().any(|l| matches!(l, nnlab_nn::LayerSpec::Conv2d { .. })));
-    let Transform::Roll { direction, pixels: k } = HEADLINE_SHIFT;
-    Ok(Shift {
-        conv_most_robust,
-        description: study.description.clone(),
-        pixels: pixels.clone(),
-        lines,
-        models,
-        headline: format!("{k} px {}", direction.name()),
-        most_robust,
-        figure: format!("figures/{id}.svg"),
-        chart: LineChart {
-            title: format!("{id} — test accuracy against the shift"),
-            x_label: "shift (pixels)".into(),
-            y_label: "test accuracy".into(),
-            log_x: false,
-            series,
-        },
     })
 }
 

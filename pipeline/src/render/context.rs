@@ -8,7 +8,9 @@ use nnlab_report::figure::{line_chart_svg, LineChart, Point, Series};
 use nnlab_report::{heat_map_svg, scatter_svg, HeatMap, ScatterChart};
 use serde::Serialize;
 
+use super::RenderInput;
 use crate::catalogue::{Experiment, Validation};
+use crate::datasets::load_facts;
 use crate::stats::welch;
 use crate::tables::{CurvePoint, Stat, Tables};
 
@@ -375,4 +377,56 @@ mod tests {
         assert!(overfit.overfits && overfit.val_loss_rises && overfit.min_val_loss_epoch == 2);
         assert!(!below.overfits);
     }
+}
+
+#[derive(Serialize)]
+pub struct DataView {
+    train_samples: usize,
+    test_samples: usize,
+    features: usize,
+    image_shape: String,
+    /// The image shape as a tuple's entries: `28, 28, 1`.
+    image_dims: String,
+    validation_samples: usize,
+    fit_samples: usize,
+    one_hot: Vec<OneHotRow>,
+}
+
+#[derive(Serialize)]
+pub struct OneHotRow {
+    label: u32,
+    row: String,
+}
+
+/// Shapes and the first one-hot label rows of the data the models saw.
+pub fn data_view(input: &RenderInput<'_>, validation: Validation) -> Result<DataView> {
+    let facts = load_facts(input.run_dir, "mnist")?;
+    let held_out = match validation {
+        Validation::Split(f) => facts.train_samples - (facts.train_samples as f64 * (1.0 - f)).floor() as usize,
+        Validation::Test => 0,
+    };
+    let one_hot = facts
+        .first_train_labels
+        .iter()
+        .take(5)
+        .map(|&label| {
+            let row: Vec<&str> = (0..10).map(|c| if c == label { "1" } else { "0" }).collect();
+            OneHotRow { label, row: row.join(" ") }
+        })
+        .collect();
+    Ok(DataView {
+        train_samples: facts.train_samples,
+        test_samples: facts.test_samples,
+        features: facts.sample_shape.iter().product(),
+        image_shape: shape_text(&facts.sample_shape),
+        image_dims: facts.sample_shape.iter().map(usize::to_string).collect::<Vec<_>>().join(", "),
+        validation_samples: held_out,
+        fit_samples: facts.train_samples - held_out,
+        one_hot,
+    })
+}
+
+/// `32×32×3`.
+pub fn shape_text(shape: &[usize]) -> String {
+    shape.iter().map(usize::to_string).collect::<Vec<_>>().join("×")
 }

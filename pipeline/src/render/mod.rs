@@ -1,8 +1,10 @@
 //! The render stage: result tables → per-assignment context → report pages, figures and index.
 
 mod a1;
+mod a7a;
 mod a7b;
 mod context;
+mod shift;
 mod tp;
 
 use std::path::{Path, PathBuf};
@@ -36,7 +38,7 @@ type PageBuilder = fn(&RenderInput<'_>) -> Result<BuiltPage>;
 
 /// Every assignment's report page: its builder, and `templates/<id>.md.hbs`. Adding an assignment
 /// means a catalogue file, a template and a page module registered here.
-const PAGES: [(&str, PageBuilder); 3] = [("a1", a1::page), ("a7b", a7b::page), ("tp", tp::page)];
+const PAGES: [(&str, PageBuilder); 4] = [("a1", a1::page), ("a7a", a7a::page), ("a7b", a7b::page), ("tp", tp::page)];
 
 /// Fails, naming it, on an assignment of the catalogue that has no page builder or no template:
 /// a report must never silently lack a page.

@@ -1,0 +1,305 @@
+//! Report a7a: the notebook's base network and its data, the weight-decay study, six CNNs with the
+//! pipeline's choice of the best, and convolutional against dense layers on shifted digits. The
+//! context is typed; every setting it states comes from the catalogue, every number from the
+//! result tables.
+
+use anyhow::{anyhow, Context, Result};
+use nnlab_report::figure::{LineChart, Point, Series};
+use serde::Serialize;
+
+use super::context::{curve_points, data_view, view_of, DataView, Figure, FigureFile, ModelView};
+use super::shift::{shift, Shift};
+use super::{BuiltPage, RenderInput};
+use crate::catalogue::{point_label, value_text, Experiment};
+use crate::choice::Chosen;
+use crate::tables::{Stat, Tables};
+
+/// The validation accuracy Hinton lists for a 784-500-300-10 network with weight decay on the MNIST
+/// page (yann.lecun.com/exdb/mnist), as the assignment quotes it: a literature value, not a
+/// measurement of this run.
+const HINTON_VAL_ACC: f64 = 0.9847;
+
+/// The accuracy q3a aims at.
+const CNN_TARGET: f64 = 0.99;
+
+#[derive(Serialize)]
+struct Page {
+    summary: String,
+    data: DataView,
+    base: ModelView,
+    loss: LossView,
+    q2d: WeightDecay,
+    q3a: Cnns,
+    q3b: ConvVsDense,
+}
+
+pub fn page(input: &RenderInput<'_>) -> Result<BuiltPage> {
+    let assignment = input.catalogue.assignment("a7a").context("the catalogue has no assignment a7a")?;
+    let experiment = |id: &str| assignment.experiment(id).with_context(|| format!("the catalogue has no experiment {id}"));
+    let tables = input.tables;
+    let mut figures = Vec::new();
+
+    let base = view_of(assignment, tables, "a7a.base", &mut figures)?;
+    let loss = loss_view(tables, &base)?;
+    let q2d = weight_decay(tables, experiment("a7a.weight_decay")?)?;
+    figures.push(FigureFile { path: q2d.figure.clone(), figure: Figure::Line(q2d.chart.clone()) });
+
+    let chosen = crate::choice::load(input.run_dir)?;
+    let best_cnn = chosen.iter().find(|c| c.choice == "a7a.best_cnn").context("the run recorded no choice a7a.best_cnn")?;
+    let spec = assignment.choices.iter().find(|c| c.id == "a7a.best_cnn").context("the catalogue has no choice a7a.best_cnn")?;
+    let candidates: Vec<&Experiment> = spec.among.iter().map(|id| experiment(id)).collect::<Result<_>>()?;
+    let q3a = cnns(tables, &candidates, best_cnn)?;
+    figures.push(FigureFile { path: q3a.figure.clone(), figure: Figure::Line(q3a.chart.clone()) });
+    let best = view_of(assignment, tables, best_cnn.experiment(), &mut figures)?;
+
+    let robustness = shift(tables, assignment, "a7a.shift", &chosen, "a7a.q3b")?;
+    figures.push(FigureFile { path: robustness.figure.clone(), figure: Figure::Line(robustness.chart.clone()) });
+    let planned = experiment(&best.id)?.model.plan()?;
+    let conv_params: usize = planned.iter().filter(|l| l.kind == "Conv2D").map(|l| l.params).sum();
+    let dense_params: usize = planned.iter().filter(|l| l.kind == "Dense").map(|l| l.params).sum();
+    let accuracy_gain_pp = (best.test_acc.mean - base.test_acc.mean) * 100.0;
+    let q3b = ConvVsDense {
+        params_ratio: best.summary.total_params_raw as f64 / base.summary.total_params_raw as f64,
+        accuracy_gain_pp,
+        abs_accuracy_gain_pp: accuracy_gain_pp.abs(),
+        cnn_more_accurate: accuracy_gain_pp > 0.0,
+        conv_params: nnlab_nn::summary::group_thousands(conv_params),
+        cnn_dense_share: dense_params as f64 / best.summary.total_params_raw as f64,
+        cnn: best,
+        dense: base.clone(),
+        shift: robustness,
+    };
+
+    let summary = format!(
+        "The base network reaches {:.2}% in {} epochs; weight decay {} is best ({:.2}% final); the best CNN, {}, reaches {:.2}%.",
+        base.test_acc.mean * 100.0,
+        base.epochs,
+        q2d.best.factor,
+        q2d.best.final_acc.mean * 100.0,
+        q3a.best.id,
+        q3a.best.final_acc.mean * 100.0,
+    );
+    let page = Page { summary, data: data_view(input, experiment("a7a.base")?.validation)?, base, loss, q2d, q3a, q3b };
+    Ok(BuiltPage { title: format!("a7a — {}", assignment.title), context: serde_json::to_value(page)?, figures })
+}
+
+/// q2b: the loss as the trainer computes it, with measured values to read it by.
+#[derive(Serialize)]
+struct LossView {
+    /// The loss of a network that spreads its probability evenly over the 10 classes: ln 10.
+    uniform: f64,
+    first_epoch: f64,
+    last_epoch: f64,
+    /// The mean probability the trained network gives the true class, exp(−loss), a lower bound
+    /// by Jensen's inequality on the geometric mean it really is.
+    last_true_class_probability: f64,
+}
+
+fn loss_view(tables: &Tables, base: &ModelView) -> Result<LossView> {
+    let loss = tables.curve(&base.id, "loss")?;
+    let (first, last) = (loss.first(), loss.last());
+    let (Some(first), Some(last)) = (first, last) else { anyhow::bail!("{}: no loss history", base.id) };
+    Ok(LossView {
+        uniform: 10f64.ln(),
+        first_epoch: first.mean,
+        last_epoch: last.mean,
+        last_true_class_probability: (-last.mean).exp(),
+    })
+}
+
+/// One weight-decay factor of q2d.
+#[derive(Debug, Clone, Serialize)]
+struct DecayRow {
+    label: String,
+    factor: String,
+    x: f64,
+    /// Validation (= test) accuracy after the last epoch.
+    final_acc: Stat,
+    /// The best epoch's validation accuracy, and that epoch.
+    max_acc: Stat,
+    max_epoch: Stat,
+    test_loss: Stat,
+    /// Mean final accuracy minus Hinton's figure, in percentage points, and its size.
+    vs_hinton_pp: f64,
+    abs_vs_hinton_pp: f64,
+}
+
+#[derive(Serialize)]
+struct WeightDecay {
+    description: String,
+    epochs: usize,
+    batch_size: usize,
+    optimizer: String,
+    rows: Vec<DecayRow>,
+    /// Best by mean final accuracy; best by mean maximum accuracy.
+    best: DecayRow,
+    best_max: DecayRow,
+    hinton: f64,
+    /// Some factor's mean final accuracy reaches Hinton's figure.
+    reaches_hinton: bool,
+    /// The best factor lies at an end of the range.
+    best_at_edge: bool,
+    /// The spread of mean final accuracy across factors, in percentage points.
+    range_pp: f64,
+    figure: String,
+    #[serde(skip)]
+    chart: LineChart,
+}
+
+fn weight_decay(tables: &Tables, experiment: &Experiment) -> Result<WeightDecay> {
+    let axis = experiment.sweep.first().ok_or_else(|| anyhow!("{} has no sweep", experiment.id))?;
+    let stats = |metric: &str| tables.point_stats(&experiment.id, metric);
+    let (finals, maxima, epochs_of_max, losses) =
+        (stats("test_acc")?, stats("val_acc_max")?, stats("val_acc_max_epoch")?, stats("test_loss")?);
+    let find = |stats: &[(String, Stat)], label: &str| stats.iter().find(|(l, _)| l == label).map(|(_, s)| *s);
+    let mut rows = Vec::new();
+    for point in experiment.points(None) {
+        let label = point_label(&point);
+        let Some(final_acc) = find(&finals, &label) else { continue };
+        let missing = || anyhow!("{}: {label} lacks a metric", experiment.id);
+        let value = &point[0].value;
+        rows.push(DecayRow {
+            factor: value_text(value),
+            x: value.as_f64().ok_or_else(|| anyhow!("{}: axis {} is not numeric", experiment.id, axis.axis))?,
+            max_acc: find(&maxima, &label).ok_or_else(missing)?,
+            max_epoch: find(&epochs_of_max, &label).ok_or_else(missing)?,
+            test_loss: find(&losses, &label).ok_or_else(missing)?,
+            vs_hinton_pp: (final_acc.mean - HINTON_VAL_ACC) * 100.0,
+            abs_vs_hinton_pp: (final_acc.mean - HINTON_VAL_ACC).abs() * 100.0,
+            final_acc,
+            label,
+        });
+    }
+    anyhow::ensure!(!rows.is_empty(), "{}: no weight-decay factor was measured", experiment.id);
+    let best_by = |key: fn(&DecayRow) -> f64| -> usize {
+        (0..rows.len()).fold(0, |best, i| if key(&rows[i]) > key(&rows[best]) { i } else { best })
+    };
+    let best = best_by(|r| r.final_acc.mean);
+    let best_max = best_by(|r| r.max_acc.mean);
+    let series = |name: &str, stat: fn(&DecayRow) -> Stat, dashed: bool| Series {
+        label: name.into(),
+        points: rows.iter().map(|r| Point { x: r.x, mean: stat(r).mean, std: stat(r).std }).collect(),
+        dashed,
+    };
+    let chart = LineChart {
+        title: format!("{} — validation accuracy against the weight decay", experiment.id),
+        x_label: "weight decay (L2 factor)".into(),
+        y_label: "validation accuracy".into(),
+        log_x: true,
+        series: vec![series("final epoch", |r| r.final_acc, false), series("best epoch", |r| r.max_acc, true)],
+    };
+    let means: Vec<f64> = rows.iter().map(|r| r.final_acc.mean).collect();
+    let range_pp = (means.iter().cloned().fold(f64::MIN, f64::max) - means.iter().cloned().fold(f64::MAX, f64::min)) * 100.0;
+    Ok(WeightDecay {
+        description: experiment.description.clone(),
+        epochs: tables.point_curve(&experiment.id, &rows[0].label, "acc")?.len(),
+        batch_size: experiment.train.batch_size,
+        optimizer: experiment.train.optimizer.describe(),
+        best: rows[best].clone(),
+        best_max: rows[best_max].clone(),
+        hinton: HINTON_VAL_ACC,
+        reaches_hinton: rows.iter().any(|r| r.final_acc.mean >= HINTON_VAL_ACC),
+        best_at_edge: rows.len() > 2 && (best == 0 || best + 1 == rows.len()),
+        range_pp,
+        rows,
+        figure: format!("figures/{}.svg", experiment.id),
+        chart,
+    })
+}
+
+/// One CNN of q3a.
+#[derive(Debug, Clone, Serialize)]
+struct CnnRow {
+    id: String,
+    description: String,
+    params: String,
+    final_acc: Stat,
+    max_acc: Stat,
+    max_epoch: Stat,
+    epoch_seconds: Stat,
+    /// The mean final accuracy reaches the target.
+    reaches: bool,
+    /// How many replicates reach the target in some epoch.
+    replicates_reaching: usize,
+    replicates: usize,
+}
+
+#[derive(Serialize)]
+struct Cnns {
+    target: f64,
+    epochs: usize,
+    rows: Vec<CnnRow>,
+    /// The pipeline's choice: the best by mean final validation accuracy.
+    best: CnnRow,
+    runner_up: Option<CnnRow>,
+    /// The lead over the runner-up exceeds the two replicate spreads together.
+    clear: bool,
+    metric: String,
+    any_reaches: bool,
+    figure: String,
+    #[serde(skip)]
+    chart: LineChart,
+}
+
+fn cnns(tables: &Tables, experiments: &[&Experiment], chosen: &Chosen) -> Result<Cnns> {
+    let mut rows = Vec::new();
+    let mut series = Vec::new();
+    for experiment in experiments {
+        let id = &experiment.id;
+        let maxima = tables.replicate_values(id, "val_acc_max")?;
+        rows.push(CnnRow {
+            id: id.clone(),
+            description: experiment.description.clone(),
+            params: nnlab_nn::summary::group_thousands(experiment.model.param_count()?),
+            final_acc: tables.stat(id, "test_acc")?,
+            max_acc: tables.stat(id, "val_acc_max")?,
+            max_epoch: tables.stat(id, "val_acc_max_epoch")?,
+            epoch_seconds: tables.stat(id, "epoch_seconds")?,
+            reaches: tables.stat(id, "test_acc")?.mean >= CNN_TARGET,
+            replicates_reaching: maxima.iter().filter(|&&v| v >= CNN_TARGET).count(),
+            replicates: maxima.len(),
+        });
+        series.push(Series { label: id.clone(), points: curve_points(&tables.curve(id, "val_acc")?), dashed: false });
+    }
+    let row_of = |id: &str| rows.iter().find(|r| r.id == id).cloned().ok_or_else(|| anyhow!("no row for {id}"));
+    let best = row_of(chosen.experiment())?;
+    let runner_up = chosen.ranking.get(1).map(|c| row_of(&c.label)).transpose()?;
+    let clear = runner_up.as_ref().is_none_or(|r| {
+        best.final_acc.mean - r.final_acc.mean > best.final_acc.std.unwrap_or(0.0) + r.final_acc.std.unwrap_or(0.0)
+    });
+    let epochs = tables.curve(&best.id, "val_acc")?.len();
+    Ok(Cnns {
+        target: CNN_TARGET,
+        epochs,
+        any_reaches: rows.iter().any(|r| r.reaches),
+        best,
+        runner_up,
+        clear,
+        metric: chosen.metric.clone(),
+        rows,
+        figure: "figures/a7a.cnns.svg".into(),
+        chart: LineChart {
+            title: "a7a.q3a — validation accuracy per epoch (mean of the replicates)".into(),
+            x_label: "epoch".into(),
+            y_label: "validation accuracy".into(),
+            log_x: false,
+            series,
+        },
+    })
+}
+
+/// q3b: the best CNN against the dense base model.
+#[derive(Serialize)]
+struct ConvVsDense {
+    cnn: ModelView,
+    dense: ModelView,
+    /// The CNN's parameters over the dense model's.
+    params_ratio: f64,
+    accuracy_gain_pp: f64,
+    abs_accuracy_gain_pp: f64,
+    cnn_more_accurate: bool,
+    /// The CNN's parameters in its convolutions, and the share of its parameters in dense layers.
+    conv_params: String,
+    cnn_dense_share: f64,
+    shift: Shift,
+}
