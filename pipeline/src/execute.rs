@@ -52,9 +52,10 @@ pub fn run_jobs(jobs: &[Job], store: &RunStore, data: &mut DataCache, device: &D
             match run_one(job, store, data, device, threads, &progress) {
                 Ok((result, activations, model)) => {
                     store.save(job, &result, activations.as_deref(), |path| Ok(model.save_weights(path)?))?;
+                    let acc = result.test.acc.map_or(String::new(), |a| format!(" - test_acc: {a:.4}"));
                     progress.println(format!(
-                        "  test_loss: {:.4} - test_acc: {:.4} - {:.0} samples/s",
-                        result.test.loss, result.test.acc, result.train_samples_per_s
+                        "  test_loss: {:.4}{acc} - {:.0} samples/s",
+                        result.test.loss, result.train_samples_per_s
                     ));
                     outcome.ran += 1;
                     "ran".to_string()

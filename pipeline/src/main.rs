@@ -338,14 +338,18 @@ fn bench(
         None => None,
     };
     let catalogue = nnlab::catalogue::Catalogue::load(&sources.catalogue)?;
-    // A sweep or follow-up trains its base model, whose throughput is measured under its own id.
-    let experiments: Vec<_> = catalogue
+    // A sweep is measured at its first point, under its own id; a follow-up trains a sweep's model.
+    let experiments: Vec<nnlab::catalogue::Experiment> = catalogue
         .assignments
         .iter()
         .flat_map(|a| &a.experiments)
-        .filter(|e| e.sweep.is_empty() && e.follow_up.is_none())
+        .filter(|e| e.follow_up.is_none())
         .filter(|e| only.is_empty() || only.contains(&e.id))
-        .collect();
+        .map(|e| match e.points(None).first() {
+            Some(point) if !point.is_empty() => e.at_point(&e.sweep, point),
+            _ => Ok(e.clone()),
+        })
+        .collect::<Result<_>>()?;
     if let Some(unknown) = only.iter().find(|id| !experiments.iter().any(|e| &e.id == *id)) {
         anyhow::bail!("unknown experiment `{unknown}`");
     }
@@ -364,7 +368,7 @@ fn bench(
     );
     let mut rows = Vec::new();
     for experiment in experiments {
-        let row = nnlab::bench::bench_experiment(experiment, runs, seconds)?;
+        let row = nnlab::bench::bench_experiment(&experiment, runs, seconds)?;
         eprintln!("{:<24} {:>10.0} samples/s (median of {})", row.experiment, row.median_samples_per_s, row.runs.len());
         rows.push(row);
     }

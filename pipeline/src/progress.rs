@@ -69,7 +69,8 @@ impl TrainObserver for EpochProgress<'_> {
         if let Some(bar) = &self.bar {
             bar.set_position(batch as u64);
             if batch.is_multiple_of(10) {
-                bar.set_message(format!("loss: {:.4} - acc: {:.4}", running.loss, running.acc));
+                let acc = running.acc.map_or(String::new(), |a| format!(" - acc: {a:.4}"));
+                bar.set_message(format!("loss: {:.4}{acc}", running.loss));
             }
         }
     }
@@ -83,11 +84,14 @@ impl TrainObserver for EpochProgress<'_> {
     }
 }
 
-/// `Epoch 3/12 - 2.1s - loss: 0.2771 - acc: 0.9218 - val_loss: 0.2890 - val_acc: 0.9190`, as Keras prints it.
+/// `Epoch 3/12 - 2.1s - loss: 0.2771 - acc: 0.9218 - val_loss: 0.2890 - val_acc: 0.9190`, as Keras
+/// prints it; a model without accuracy prints its losses only.
 pub fn epoch_line(r: &EpochRecord, epochs: usize) -> String {
-    let mut line = format!("Epoch {}/{} - {:.1}s - loss: {:.4} - acc: {:.4}", r.epoch, epochs, r.seconds, r.loss, r.acc);
-    if let (Some(vl), Some(va)) = (r.val_loss, r.val_acc) {
-        line += &format!(" - val_loss: {vl:.4} - val_acc: {va:.4}");
+    let mut line = format!("Epoch {}/{} - {:.1}s - loss: {:.4}", r.epoch, epochs, r.seconds, r.loss);
+    for (name, value) in [("acc", r.acc), ("val_loss", r.val_loss), ("val_acc", r.val_acc)] {
+        if let Some(v) = value {
+            line += &format!(" - {name}: {v:.4}");
+        }
     }
     line
 }

@@ -280,7 +280,7 @@ fn history_csv(history: &[EpochRecord]) -> String {
             "{},{},{},{},{},{},{}\n",
             r.epoch,
             r.loss,
-            r.acc,
+            opt(r.acc),
             opt(r.val_loss),
             opt(r.val_acc),
             r.seconds,

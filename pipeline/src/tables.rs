@@ -403,7 +403,7 @@ mod tests {
         let epoch = |e: usize, v: f64| EpochRecord {
             epoch: e,
             loss: 1.0 / v,
-            acc: v,
+            acc: Some(v),
             val_loss: Some(2.0 / v),
             val_acc: Some(v - 0.01),
             seconds: 1.0,
@@ -415,7 +415,7 @@ mod tests {
             replicate,
             seed: replicate as u64,
             history: vec![epoch(1, acc - 0.1), epoch(2, acc)],
-            test: Evaluation { loss: 0.3, acc },
+            test: Evaluation { loss: 0.3, acc: Some(acc) },
             params: 10,
             flops_per_sample: 20,
             train_samples: 100,
@@ -456,7 +456,7 @@ mod tests {
                 replicate,
                 trained_job: "t".into(),
                 transform: crate::catalogue::Transform::Roll { direction: nnlab_data::Direction::Right, pixels },
-                test: Evaluation { loss: 1.0, acc },
+                test: Evaluation { loss: 1.0, acc: Some(acc) },
                 test_samples: 10,
             })
             .collect();

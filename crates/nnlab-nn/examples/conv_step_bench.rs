@@ -93,7 +93,7 @@ fn main() -> nnlab_nn::Result<()> {
     for _ in 0..batches * epochs {
         let started = Instant::now();
         let output = model.forward(&batch.x, Mode::Train(&mut train_rng))?;
-        let (loss, _) = config.objective().batch(&output, &batch.labels)?;
+        let (loss, _) = config.objective().batch(&output, &batch)?;
         loss.to_scalar::<f32>()?;
         let forwarded = Instant::now();
         let grads = loss.backward()?;

@@ -45,6 +45,9 @@ enum Layer {
     GaussianNoise {
         stddev: f64,
     },
+    SaltAndPepper {
+        level: f64,
+    },
 }
 
 /// The network's output before its final activation, so that losses can use the numerically stable
@@ -106,6 +109,7 @@ impl Model {
                 LayerSpec::MaxPool2d { pool, strides } => Layer::MaxPool2d { pool, strides: strides.unwrap_or(pool) },
                 LayerSpec::Dropout { rate } => Layer::Dropout { rate },
                 LayerSpec::GaussianNoise { stddev } => Layer::GaussianNoise { stddev },
+                LayerSpec::SaltAndPepper { level } => Layer::SaltAndPepper { level },
             });
         }
         let channels_first = layers.iter().any(|l| matches!(l, Layer::Conv2d { .. } | Layer::MaxPool2d { .. }));
@@ -241,6 +245,10 @@ impl Model {
                     Mode::Train(rng) if *stddev > 0.0 => gaussian_noise(&h, *stddev, rng)?,
                     _ => h,
                 },
+                Layer::SaltAndPepper { level } => match &mut mode {
+                    Mode::Train(rng) if *level > 0.0 => salt_and_pepper(&h, *level, rng)?,
+                    _ => h,
+                },
             };
         }
         Ok(h)
@@ -302,6 +310,33 @@ fn dropout(h: &Tensor, rate: f64, rng: &mut ChaCha8Rng) -> Result<Tensor> {
 fn gaussian_noise(h: &Tensor, stddev: f64, rng: &mut ChaCha8Rng) -> Result<Tensor> {
     let noise = draw_per_element(h.elem_count(), rng, |stream| (standard_normal(stream) * stddev) as f32);
     Ok(h.add(&Tensor::from_vec(noise, h.shape(), h.device())?)?)
+}
+
+/// Each value set to 0 (pepper) with probability level/2 and to 1 (salt) with probability level/2:
+/// one 32-bit draw per value decides both, against thresholds of `level` to 32 bits.
+fn salt_and_pepper(h: &Tensor, level: f64, rng: &mut ChaCha8Rng) -> Result<Tensor> {
+    let codes = salt_and_pepper_codes(h.elem_count(), level, rng);
+    let keep: Vec<f32> = codes.iter().map(|&c| if c < 0.0 { 1.0 } else { 0.0 }).collect();
+    let salt: Vec<f32> = codes.iter().map(|&c| c.max(0.0)).collect();
+    let keep = Tensor::from_vec(keep, h.shape(), h.device())?;
+    let salt = Tensor::from_vec(salt, h.shape(), h.device())?;
+    Ok(h.mul(&keep)?.add(&salt)?)
+}
+
+/// Per value: −1 to keep it, 0 for pepper, 1 for salt.
+pub fn salt_and_pepper_codes(len: usize, level: f64, rng: &mut ChaCha8Rng) -> Vec<f32> {
+    let salt_from = (level / 2.0 * 4_294_967_296.0) as u64;
+    let keep_from = (level * 4_294_967_296.0) as u64;
+    draw_per_element(len, rng, |stream| {
+        let u = u64::from(stream.next_u32());
+        if u >= keep_from {
+            -1.0
+        } else if u >= salt_from {
+            1.0
+        } else {
+            0.0
+        }
+    })
 }
 
 /// Values per random stream of [`draw_per_element`]; a constant, so that what is drawn does not
@@ -477,6 +512,27 @@ mod tests {
         let mean = xs.iter().map(|&x| x as f64).sum::<f64>() / xs.len() as f64;
         let var = xs.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / xs.len() as f64;
         assert!(mean.abs() < 0.05 && (var.sqrt() - 2.0).abs() < 0.05, "mean {mean} std {}", var.sqrt());
+    }
+
+    #[test]
+    fn salt_and_pepper_sets_the_requested_share_to_zero_and_one_and_keeps_the_rest() {
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let h = Tensor::full(0.5f32, 40_000, &Device::Cpu).unwrap();
+        let xs = salt_and_pepper(&h, 0.3, &mut rng).unwrap().to_vec1::<f32>().unwrap();
+        let share = |v: f32| xs.iter().filter(|&&x| x == v).count() as f64 / xs.len() as f64;
+        assert!((share(0.0) - 0.15).abs() < 0.01 && (share(1.0) - 0.15).abs() < 0.01, "{} {}", share(0.0), share(1.0));
+        assert!((share(0.5) - 0.7).abs() < 0.01);
+        // Level 1 leaves nothing of the input; the same seed draws the same noise.
+        let all = salt_and_pepper(&h, 1.0, &mut ChaCha8Rng::seed_from_u64(4)).unwrap().to_vec1::<f32>().unwrap();
+        assert!(all.iter().all(|&x| x == 0.0 || x == 1.0));
+        let again = salt_and_pepper(&h, 0.3, &mut ChaCha8Rng::seed_from_u64(4)).unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(xs, again);
+        // Inference leaves the input alone.
+        let spec = spec("input = [4]\nlayers = [{ type = \"salt_and_pepper\", level = 0.5 }, { type = \"dense\", units = 4, activation = \"sigmoid\" }]");
+        let model = Model::build(&spec, &mut ChaCha8Rng::seed_from_u64(2), &Device::Cpu).unwrap();
+        let x = Tensor::new(&[[0.5f32, 0.5, 0.5, 0.5]], &Device::Cpu).unwrap();
+        let twice = |x: &Tensor| model.forward(x, Mode::Eval).unwrap().pre_activation.to_vec2::<f32>().unwrap();
+        assert_eq!(twice(&x), twice(&x));
     }
 
     #[test]

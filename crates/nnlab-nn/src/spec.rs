@@ -62,6 +62,10 @@ pub enum LayerSpec {
     Dropout { rate: f64 },
     /// Additive N(0, stddev²) noise, active in training only.
     GaussianNoise { stddev: f64 },
+    /// Salt-and-pepper noise, active in training only: each value independently set to 0 or to 1
+    /// with probability `level` (half each). Before the first layer of a reconstruction model it
+    /// makes a denoising autoencoder: the loss compares the output with the clean input.
+    SaltAndPepper { level: f64 },
 }
 
 /// Activation functions, named as in Keras. The default (no `activation` given) is linear, as in Keras.
@@ -107,6 +111,7 @@ impl LayerSpec {
             LayerSpec::MaxPool2d { .. } => "MaxPooling2D",
             LayerSpec::Dropout { .. } => "Dropout",
             LayerSpec::GaussianNoise { .. } => "GaussianNoise",
+            LayerSpec::SaltAndPepper { .. } => "SaltAndPepper",
         }
     }
 
@@ -118,6 +123,7 @@ impl LayerSpec {
             LayerSpec::MaxPool2d { .. } => "max_pooling2d",
             LayerSpec::Dropout { .. } => "dropout",
             LayerSpec::GaussianNoise { .. } => "gaussian_noise",
+            LayerSpec::SaltAndPepper { .. } => "salt_and_pepper",
         }
     }
 }
@@ -239,6 +245,12 @@ fn layer_output(layer: &LayerSpec, input: &[usize], field: &str) -> Result<(Vec<
         LayerSpec::GaussianNoise { stddev } => {
             if !(stddev.is_finite() && *stddev >= 0.0) {
                 return Err(NnError::spec(format!("{field}.stddev"), format!("must be finite and ≥ 0, got {stddev}")));
+            }
+            Ok((input.to_vec(), 0, 0))
+        }
+        LayerSpec::SaltAndPepper { level } => {
+            if !(0.0..=1.0).contains(level) {
+                return Err(NnError::spec(format!("{field}.level"), format!("must be in [0, 1], got {level}")));
             }
             Ok((input.to_vec(), 0, 0))
         }

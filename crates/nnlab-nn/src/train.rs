@@ -38,7 +38,8 @@ pub struct EpochRecord {
     /// 1-based, as Keras prints it.
     pub epoch: usize,
     pub loss: f64,
-    pub acc: f64,
+    /// Absent for a model without accuracy (a reconstruction).
+    pub acc: Option<f64>,
     pub val_loss: Option<f64>,
     pub val_acc: Option<f64>,
     /// Wall time of the epoch, validation included (what Keras prints).
@@ -47,11 +48,11 @@ pub struct EpochRecord {
     pub train_seconds: f64,
 }
 
-/// Loss and accuracy of a model on a dataset.
+/// Loss and accuracy of a model on a dataset (no accuracy for a reconstruction).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {
     pub loss: f64,
-    pub acc: f64,
+    pub acc: Option<f64>,
 }
 
 /// Receives progress while a model trains (progress bars, console logs). Every method defaults to nothing.
@@ -95,25 +96,25 @@ pub fn fit(
         observer.epoch_started(epoch, config.epochs, batches);
         let started = Instant::now();
         order.shuffle(rng);
-        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
+        let (mut loss_sum, mut correct, mut seen) = (0.0f64, Some(0usize), 0usize);
         for (batch_index, indices) in order.chunks(config.batch_size).enumerate() {
             let step = trainer.step(&train.gather(indices)?, rng)?;
             if !step.loss.is_finite() {
                 return Err(NnError::Diverged { epoch, batch: batch_index + 1, value: step.loss });
             }
             loss_sum += step.loss * indices.len() as f64;
-            correct += step.correct;
+            correct = correct.zip(step.correct).map(|(a, b)| a + b);
             seen += indices.len();
-            observer.batch_done(batch_index + 1, Evaluation { loss: loss_sum / seen as f64, acc: correct as f64 / seen as f64 });
+            observer.batch_done(batch_index + 1, Evaluation { loss: loss_sum / seen as f64, acc: fraction(correct, seen) });
         }
         let train_seconds = started.elapsed().as_secs_f64();
         let val = validation.map(|v| evaluate(model, v, config.objective())).transpose()?;
         let record = EpochRecord {
             epoch,
             loss: loss_sum / seen as f64,
-            acc: correct as f64 / seen as f64,
+            acc: fraction(correct, seen),
             val_loss: val.map(|v| v.loss),
-            val_acc: val.map(|v| v.acc),
+            val_acc: val.and_then(|v| v.acc),
             seconds: started.elapsed().as_secs_f64(),
             train_seconds,
         };
@@ -126,12 +127,16 @@ pub fn fit(
     Ok(history)
 }
 
+fn fraction(count: Option<usize>, of: usize) -> Option<f64> {
+    count.map(|c| c as f64 / of as f64)
+}
+
 /// What one optimisation step saw: the batch's loss before the update (weight penalty included, as
-/// Keras' `train_on_batch` returns it) and its correct predictions.
+/// Keras' `train_on_batch` returns it) and, for a classifier, its correct predictions.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StepOutcome {
     pub loss: f64,
-    pub correct: usize,
+    pub correct: Option<usize>,
 }
 
 /// A model bound to its optimiser and objective: one mini-batch step at a time, in the order the
@@ -145,7 +150,7 @@ pub struct Trainer<'m> {
 
 impl<'m> Trainer<'m> {
     pub fn new(model: &'m Model, config: &TrainConfig) -> Result<Self> {
-        config.loss.check_head(model.spec().output_activation())?;
+        config.loss.check_model(model.spec())?;
         let vars = model.vars();
         let optimizer = Optimizer::new(config.optimizer.clone(), vars.len())?;
         Ok(Trainer { model, vars, optimizer, objective: config.objective() })
@@ -155,7 +160,7 @@ impl<'m> Trainer<'m> {
     /// is not finite is returned without touching the weights, for the caller to report.
     pub fn step(&mut self, batch: &Dataset, rng: &mut ChaCha8Rng) -> Result<StepOutcome> {
         let output = self.model.forward(&batch.x, Mode::Train(rng))?;
-        let (mut loss, correct) = self.objective.batch(&output, &batch.labels)?;
+        let (mut loss, correct) = self.objective.batch(&output, batch)?;
         if let Some(penalty) = self.model.l2_penalty()? {
             loss = (loss + penalty)?;
         }
@@ -172,19 +177,19 @@ pub fn evaluate(model: &Model, data: &Dataset, objective: Objective) -> Result<E
     if data.is_empty() {
         return Err(NnError::Data("cannot evaluate on an empty dataset".into()));
     }
-    let (mut loss_sum, mut correct) = (0.0f64, 0usize);
+    let (mut loss_sum, mut correct) = (0.0f64, Some(0usize));
     for start in (0..data.len()).step_by(EVAL_BATCH) {
         let batch = data.slice(start, EVAL_BATCH.min(data.len() - start))?;
         let output = model.forward(&batch.x.detach(), Mode::Eval)?;
-        let (batch_loss, batch_correct) = objective.batch(&output, &batch.labels)?;
+        let (batch_loss, batch_correct) = objective.batch(&output, &batch)?;
         loss_sum += batch_loss.to_scalar::<f32>()? as f64 * batch.len() as f64;
-        correct += batch_correct;
+        correct = correct.zip(batch_correct).map(|(a, b)| a + b);
     }
     let penalty = match model.l2_penalty()? {
         Some(p) => p.to_scalar::<f32>()? as f64,
         None => 0.0,
     };
-    Ok(Evaluation { loss: loss_sum / data.len() as f64 + penalty, acc: correct as f64 / data.len() as f64 })
+    Ok(Evaluation { loss: loss_sum / data.len() as f64 + penalty, acc: fraction(correct, data.len()) })
 }
 
 #[cfg(test)]
@@ -231,7 +236,7 @@ mod tests {
         (history, test)
     }
 
-    fn without_times(h: &[EpochRecord]) -> Vec<(f64, f64, Option<f64>, Option<f64>)> {
+    fn without_times(h: &[EpochRecord]) -> Vec<(f64, Option<f64>, Option<f64>, Option<f64>)> {
         h.iter().map(|r| (r.loss, r.acc, r.val_loss, r.val_acc)).collect()
     }
 
@@ -240,8 +245,8 @@ mod tests {
         let (history, test) = train(1, &blobs(200));
         assert_eq!(history.len(), 15);
         assert!(history.last().unwrap().loss < history[0].loss);
-        assert!(test.acc > 0.95, "{test:?}");
-        assert_eq!(history.last().unwrap().val_acc, Some(test.acc));
+        assert!(test.acc.unwrap() > 0.95, "{test:?}");
+        assert_eq!(history.last().unwrap().val_acc, test.acc);
     }
 
     #[test]
@@ -291,7 +296,42 @@ mod tests {
         };
         fit(&model, &data, None, &config, &mut rng_stream(3, 1), &mut Silent).unwrap();
         let eval = evaluate(&model, &data, config.objective()).unwrap();
-        assert!(eval.acc > 0.95, "{eval:?}");
+        assert!(eval.acc.unwrap() > 0.95, "{eval:?}");
+    }
+
+    #[test]
+    fn a_denoising_autoencoder_learns_to_reconstruct_without_accuracy() {
+        let spec = ModelSpec::from_toml(
+            r#"input = [6, 6, 1]
+            layers = [{ type = "salt_and_pepper", level = 0.1 }, { type = "flatten" },
+                      { type = "dense", units = 8, activation = "relu" },
+                      { type = "dense", units = 36, activation = "sigmoid" }]"#,
+            "t",
+        )
+        .unwrap();
+        let data = bars(160);
+        let config = TrainConfig {
+            epochs: 30,
+            batch_size: 16,
+            optimizer: OptimizerSpec::Rmsprop { lr: 0.01, rho: 0.9, epsilon: 1e-7, decay: 0.0 },
+            loss: Loss::BinaryCrossentropy,
+            convention: LossConvention::Keras3,
+        };
+        let run = |seed: u64| {
+            let model = Model::build(&spec, &mut rng_stream(seed, 0), &Device::Cpu).unwrap();
+            let history = fit(&model, &data, Some(&data), &config, &mut rng_stream(seed, 1), &mut Silent).unwrap();
+            (history, evaluate(&model, &data, config.objective()).unwrap())
+        };
+        let (history, test) = run(5);
+        assert!(history.iter().all(|r| r.acc.is_none() && r.val_acc.is_none()) && test.acc.is_none());
+        // The bars cover a sixth of each image: predicting their mean everywhere scores about 0.45.
+        assert!(test.loss < 0.25 && test.loss < history[0].val_loss.unwrap() / 2.0, "{test:?} after {:?}", history[0]);
+        assert_eq!(without_times(&history), without_times(&run(5).0), "same seed, same noise, same history");
+        let autoencoder_of_softmax =
+            ModelSpec::from_toml("input = [4]\nlayers = [{ type = \"dense\", units = 4, activation = \"softmax\" }]", "t")
+                .unwrap();
+        let model = Model::build(&autoencoder_of_softmax, &mut rng_stream(0, 0), &Device::Cpu).unwrap();
+        assert!(Trainer::new(&model, &config).is_err(), "binary cross-entropy needs a sigmoid output");
     }
 
     #[test]

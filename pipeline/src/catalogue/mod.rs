@@ -425,7 +425,7 @@ fn check_experiment(experiment: &Experiment) -> Result<()> {
         }
     }
     experiment.train.optimizer.validate()?;
-    experiment.train.loss.check_head(experiment.model.output_activation())?;
+    experiment.train.loss.check_model(&experiment.model)?;
     if let Validation::Split(f) = experiment.validation {
         if !(f > 0.0 && f < 1.0) {
             bail!("validation split must be in (0, 1), got {f}");

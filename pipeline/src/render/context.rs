@@ -316,7 +316,7 @@ mod tests {
             .map(|(i, &(acc, val_acc, loss, val_loss))| EpochRecord {
                 epoch: i + 1,
                 loss,
-                acc,
+                acc: Some(acc),
                 val_loss: Some(val_loss),
                 val_acc: Some(val_acc),
                 seconds: 1.0,
@@ -329,7 +329,7 @@ mod tests {
             replicate: 1,
             seed: 1,
             history,
-            test: Evaluation { loss: 0.1, acc: 0.9 },
+            test: Evaluation { loss: 0.1, acc: Some(0.9) },
             params: 1,
             flops_per_sample: 1,
             train_samples: 1,
