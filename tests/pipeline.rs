@@ -319,6 +319,42 @@ fn check_a7a_report(run_dir: &Path, report_dir: &Path, tables: &Tables) {
     for figure in ["a7a.weight_decay.svg", "a7a.cnns.svg", "a7a.shift.svg", "a7a.base-acc.svg"] {
         assert!(report_dir.join("figures").join(figure).is_file(), "{figure} missing");
     }
+
+    // The denoising study: every level evaluated for every autoencoder replicate, classified by the
+    // chosen CNN; level 0 leaves the images clean; the page's thresholds follow the tables.
+    let levels = ["0.0", "0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.9", "1.0"];
+    let noisy_acc = tables.evaluation_stats("a7a.denoise", "noisy_acc").unwrap();
+    let noisy_mse = tables.evaluation_stats("a7a.denoise", "noisy_mse").unwrap();
+    assert_eq!(noisy_acc.len(), levels.len());
+    assert!(noisy_acc.iter().all(|(m, _, s)| m == "a7a.autoencoder" && s.n == 2));
+    assert_eq!(noisy_mse.iter().find(|(_, t, _)| t == "level=0.0").unwrap().2.mean, 0.0);
+    let mse: Vec<f64> =
+        levels.iter().map(|l| noisy_mse.iter().find(|(_, t, _)| *t == format!("level={l}")).unwrap().2.mean).collect();
+    assert!(mse.windows(2).all(|w| w[1] > w[0]), "more noise, further from the clean images: {mse:?}");
+    // At level 0 the noisy images are the clean ones: the classifier's accuracy is its own test accuracy.
+    let clean = noisy_acc.iter().find(|(_, t, _)| t == "level=0.0").unwrap().2;
+    assert!((clean.mean - tables.stat(&top.0, "test_acc").unwrap().mean).abs() < 1e-12);
+    let first_below = noisy_acc.iter().find(|(_, _, s)| s.mean < 0.9).map(|(_, t, _)| t.trim_start_matches("level=").to_string());
+    if let Some(level) = first_below {
+        assert_eq!(answer(&html, "a7a.q4b.hard_to_read"), level);
+    }
+    // One test-noise seed for the run, recorded with every job, the same for every replicate.
+    let jobs: Vec<nnlab::plan::EvalJob> =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("evaluations.json")).unwrap()).unwrap();
+    let seeds: std::collections::BTreeSet<u64> = jobs
+        .iter()
+        .filter_map(|j| match j.transform {
+            nnlab::catalogue::Transform::SaltAndPepper { seed, .. } => Some(seed),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(seeds.len(), 1, "{seeds:?}");
+    for level in levels {
+        let png = std::fs::read(report_dir.join(format!("figures/a7a.denoise-level-{level}.png"))).unwrap();
+        // Four 28×28 digits, doubled, in three rows, with 2-pixel gaps.
+        assert_eq!(nnlab_report::png_size(&png), Some((4 * 56 + 5 * 2, 3 * 56 + 4 * 2)), "level {level}");
+    }
+    assert!(report_dir.join("figures/a7a.autoencoder-diagram.svg").is_file());
 }
 
 /// The tp report: its accuracies come from the training tables, its separation metrics from the

@@ -150,7 +150,7 @@ pub fn run_evaluations(jobs: &[EvalJob], store: &RunStore, data: &mut DataCache,
     for job in jobs {
         if store.is_complete(&job.id) {
             outcome.reused += 1;
-        } else if !store.is_complete(&job.trained.id) {
+        } else if !store.is_complete(&job.trained.id) || job.classifier.as_ref().is_some_and(|c| !store.is_complete(&c.id)) {
             outcome.unavailable += 1;
         } else {
             progress
@@ -168,11 +168,16 @@ pub fn run_evaluations(jobs: &[EvalJob], store: &RunStore, data: &mut DataCache,
 
 fn evaluate_one(job: &EvalJob, store: &RunStore, data: &mut DataCache, device: &Device) -> Result<EvalResult> {
     let spec = &job.trained.spec;
-    let (_, test) = datasets::sliced(data.get(&spec.dataset)?, spec.data)?;
-    let test = transformed(&test, job.transform)?.reshaped(&spec.model.input)?;
-    // The initial weights are overwritten by the stored ones; the seed only has to be some seed.
-    let model = Model::build(&spec.model, &mut rng_stream(spec.seed, 0), device)?;
-    model.load_weights(&store.weights_path(&job.trained)?)?;
+    let (_, clean) = datasets::sliced(data.get(&spec.dataset)?, spec.data)?;
+    let test = transformed(&clean, job.transform)?;
+    let model = load_model(&job.trained, store, device)?;
+    let objective = spec.train.objective();
+    let (evaluation, reconstruction) = if objective.loss.has_accuracy() {
+        (evaluate(&model, &test.reshaped(&spec.model.input)?, objective)?, None)
+    } else {
+        let (evaluation, reconstruction) = evaluate_reconstruction(job, &model, &clean, &test, store, device)?;
+        (evaluation, Some(reconstruction))
+    };
     Ok(EvalResult {
         id: job.id.clone(),
         evaluation: job.evaluation.clone(),
@@ -180,8 +185,95 @@ fn evaluate_one(job: &EvalJob, store: &RunStore, data: &mut DataCache, device: &
         replicate: spec.replicate,
         trained_job: job.trained.id.clone(),
         transform: job.transform,
-        test: evaluate(&model, &test, spec.train.objective())?,
+        test: evaluation,
         test_samples: test.len(),
+        reconstruction,
+    })
+}
+
+/// A trained job's model with its stored weights.
+fn load_model(job: &Job, store: &RunStore, device: &Device) -> Result<Model> {
+    // The initial weights are overwritten by the stored ones; the seed only has to be some seed.
+    let model = Model::build(&job.spec.model, &mut rng_stream(job.spec.seed, 0), device)?;
+    model.load_weights(&store.weights_path(job)?)?;
+    Ok(model)
+}
+
+/// How many test images a reconstruction evaluation keeps for the report's image grids.
+const SAMPLE_IMAGES: usize = 4;
+
+/// A reconstruction model on noisy test images: its loss against the clean images, the squared
+/// error of the noisy and of the reconstructed images, and the paired classifier's accuracy on both.
+fn evaluate_reconstruction(
+    job: &EvalJob,
+    model: &Model,
+    clean: &nnlab_nn::Dataset,
+    noisy: &nnlab_nn::Dataset,
+    store: &RunStore,
+    device: &Device,
+) -> Result<(nnlab_nn::Evaluation, crate::store::Reconstruction)> {
+    let spec = &job.trained.spec;
+    let objective = spec.train.objective();
+    let (mut loss_sum, mut reconstructed) = (0.0f64, Vec::with_capacity(noisy.len()));
+    const BATCH: usize = 500;
+    for start in (0..noisy.len()).step_by(BATCH) {
+        let len = BATCH.min(noisy.len() - start);
+        let input = noisy.slice(start, len)?.reshaped(&spec.model.input)?;
+        let output = model.forward(&input.x.detach(), nnlab_nn::Mode::Eval)?;
+        // The loss compares the output with the batch's inputs: here the clean images.
+        let (loss, _) = objective.batch(&output, &clean.slice(start, len)?)?;
+        loss_sum += loss.to_scalar::<f32>()? as f64 * len as f64;
+        reconstructed.push(output.activated()?);
+    }
+    let denoised = candle_core::Tensor::cat(&reconstructed, 0)?.reshape(clean.x.shape())?;
+    let mse = |x: &candle_core::Tensor| -> Result<f64> { Ok((x - &clean.x)?.sqr()?.mean_all()?.to_scalar::<f32>()? as f64) };
+    let denoised_set = nnlab_nn::Dataset { x: denoised.clone(), labels: clean.labels.clone() };
+    let (noisy_acc, denoised_acc) = match &job.classifier {
+        Some(classifier) => {
+            let model = load_model(classifier, store, device)?;
+            let shape = &classifier.spec.model.input;
+            let objective = classifier.spec.train.objective();
+            let acc =
+                |set: &nnlab_nn::Dataset| -> Result<Option<f64>> { Ok(evaluate(&model, &set.reshaped(shape)?, objective)?.acc) };
+            (acc(noisy)?, acc(&denoised_set)?)
+        }
+        None => (None, None),
+    };
+    let samples = (spec.replicate == 1).then(|| sample_images(clean, noisy, &denoised_set)).transpose()?;
+    let reconstruction = crate::store::Reconstruction {
+        noisy_mse: mse(&noisy.x)?,
+        denoised_mse: mse(&denoised)?,
+        classifier_job: job.classifier.as_ref().map(|c| c.id.clone()),
+        noisy_acc,
+        denoised_acc,
+        samples,
+    };
+    Ok((nnlab_nn::Evaluation { loss: loss_sum / noisy.len() as f64, acc: None }, reconstruction))
+}
+
+/// The first [`SAMPLE_IMAGES`] images of each set, as bytes.
+fn sample_images(
+    clean: &nnlab_nn::Dataset,
+    noisy: &nnlab_nn::Dataset,
+    denoised: &nnlab_nn::Dataset,
+) -> Result<crate::store::SampleImages> {
+    let dims = clean.x.dims().to_vec();
+    let [_, height, width, channels] = dims[..] else {
+        anyhow::bail!("image grids need images shaped (n, height, width, channels), the test set is {dims:?}");
+    };
+    let n = SAMPLE_IMAGES.min(clean.len());
+    let bytes = |set: &nnlab_nn::Dataset| -> Result<Vec<Vec<u8>>> {
+        let values = set.slice(0, n)?.x.flatten_all()?.to_vec1::<f32>()?;
+        Ok(values
+            .chunks(height * width * channels)
+            .map(|image| image.iter().map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8).collect())
+            .collect())
+    };
+    Ok(crate::store::SampleImages {
+        shape: [height, width, channels],
+        clean: bytes(clean)?,
+        noisy: bytes(noisy)?,
+        denoised: bytes(denoised)?,
     })
 }
 
@@ -196,6 +288,14 @@ fn transformed(test: &nnlab_nn::Dataset, transform: Transform) -> Result<nnlab_n
             let values = test.x.flatten_all()?.to_vec1::<f32>()?;
             let rolled = nnlab_data::roll_images(&values, [height, width, channels], direction, pixels);
             let x = candle_core::Tensor::from_vec(rolled, dims, test.x.device())?;
+            Ok(nnlab_nn::Dataset { x, labels: test.labels.clone() })
+        }
+        Transform::SaltAndPepper { level, seed } => {
+            // The same draws as the training-time layer, from the run's test-noise seed.
+            let codes = nnlab_nn::model::salt_and_pepper_codes(test.x.elem_count(), level, &mut rng_stream(seed, 0));
+            let values = test.x.flatten_all()?.to_vec1::<f32>()?;
+            let noisy: Vec<f32> = values.iter().zip(&codes).map(|(&v, &code)| if code < 0.0 { v } else { code }).collect();
+            let x = candle_core::Tensor::from_vec(noisy, test.x.dims(), test.x.device())?;
             Ok(nnlab_nn::Dataset { x, labels: test.labels.clone() })
         }
     }
@@ -230,4 +330,32 @@ fn record_data_facts(store: &RunStore, dataset: &str, train: &nnlab_nn::Dataset,
     }
     std::fs::create_dir_all(path.parent().expect("has a parent"))?;
     write_json(&path, &datasets::facts(dataset, train, test)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grey_images(n: usize) -> nnlab_nn::Dataset {
+        let pixels: Vec<u8> = (0..n * 16).map(|i| (1 + i * 37 % 250) as u8).collect(); // never 0 or 255
+        nnlab_nn::Dataset::from_u8(&pixels, &vec![0; n], &[4, 4, 1], &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn test_noise_is_drawn_from_its_seed_and_nests_across_levels() {
+        let clean = grey_images(500);
+        let values = |t: Transform| transformed(&clean, t).unwrap().x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let original = values(Transform::Roll { direction: nnlab_data::Direction::Up, pixels: 0 });
+        let low = values(Transform::SaltAndPepper { level: 0.2, seed: 7 });
+        let high = values(Transform::SaltAndPepper { level: 0.6, seed: 7 });
+        assert_eq!(low, values(Transform::SaltAndPepper { level: 0.2, seed: 7 }), "same seed, same noise");
+        assert_ne!(low, values(Transform::SaltAndPepper { level: 0.2, seed: 8 }));
+        assert_eq!(values(Transform::SaltAndPepper { level: 0.0, seed: 7 }), original);
+        let hit = |noisy: &[f32]| noisy.iter().zip(&original).filter(|(n, o)| n != o).count() as f64 / original.len() as f64;
+        // A pixel already 0 or 1 may be "hit" without changing; these grey values never are.
+        assert!((hit(&low) - 0.2).abs() < 0.02 && (hit(&high) - 0.6).abs() < 0.02, "{} {}", hit(&low), hit(&high));
+        // Every pixel hit at 0.2 is hit at 0.6 too.
+        assert!(low.iter().zip(&high).zip(&original).all(|((l, h), o)| l == o || h != o));
+        assert!(high.iter().all(|&v| v == 0.0 || v == 1.0 || original.contains(&v)));
+    }
 }

@@ -127,6 +127,9 @@ pub struct EvalJob {
     pub evaluation: String,
     pub trained: Job,
     pub transform: Transform,
+    /// The classifier that also classifies the transformed and the reconstructed images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classifier: Option<Job>,
 }
 
 /// Every evaluation job of the selection over the given trained jobs, in catalogue order.
@@ -135,23 +138,46 @@ pub fn plan_evaluations(
     only: &[String],
     trained: &[Job],
     choices: &[crate::choice::Chosen],
+    run_seed: u64,
 ) -> Result<Vec<EvalJob>> {
     let selected = Selection::new(catalogue, only)?;
+    // A choice stands for the experiment it chose; one not made (its candidates unfinished) stands for none.
+    let resolve = |model: &String| -> Option<String> {
+        match catalogue.choice(model) {
+            Some(_) => choices.iter().find(|c| &c.choice == model).map(|c| c.experiment().to_string()),
+            None => Some(model.clone()),
+        }
+    };
     let mut jobs = Vec::new();
     for study in catalogue.assignments.iter().flat_map(|a| &a.evaluations).filter(|s| selected.evaluates(&s.id)) {
+        let classifiers: Option<Vec<&Job>> = match &study.classifier {
+            Some(classifier) => match resolve(classifier) {
+                Some(id) => Some(trained.iter().filter(|j| j.spec.experiment == id).collect()),
+                None => continue,
+            },
+            None => None,
+        };
         for model in &study.models {
-            // A choice stands for the experiment it chose; one not made (its candidates unfinished) evaluates nothing.
-            let experiment = match catalogue.choice(model) {
-                Some(_) => match choices.iter().find(|c| &c.choice == model) {
-                    Some(chosen) => chosen.experiment().to_string(),
-                    None => continue,
-                },
-                None => model.clone(),
-            };
+            let Some(experiment) = resolve(model) else { continue };
             for job in trained.iter().filter(|j| j.spec.experiment == experiment) {
-                for transform in study.transform.instances() {
-                    let id = content_hash(&(&job.id, &transform))[..16].to_string();
-                    jobs.push(EvalJob { id, evaluation: study.id.clone(), trained: job.clone(), transform });
+                // Replicate i with the classifier's replicate i (cycling if it has fewer).
+                let classifier = match &classifiers {
+                    Some(list) if list.is_empty() => continue,
+                    Some(list) => Some(list[(job.spec.replicate.max(1) - 1) % list.len()].clone()),
+                    None => None,
+                };
+                for transform in study.transform.instances(run_seed) {
+                    let id = match &classifier {
+                        Some(c) => content_hash(&(&job.id, &transform, &c.id))[..16].to_string(),
+                        None => content_hash(&(&job.id, &transform))[..16].to_string(),
+                    };
+                    jobs.push(EvalJob {
+                        id,
+                        evaluation: study.id.clone(),
+                        trained: job.clone(),
+                        transform,
+                        classifier: classifier.clone(),
+                    });
                 }
             }
         }
@@ -186,6 +212,7 @@ impl Selection {
             for study in assignment.evaluations.iter().filter(|s| selects(only, &assignment.id, &s.id)) {
                 evaluations.insert(study.id.clone());
                 experiments.extend(study.models.iter().flat_map(|m| catalogue.experiments_behind(m)));
+                experiments.extend(study.classifier.iter().flat_map(|m| catalogue.experiments_behind(m)));
             }
             for experiment in assignment.experiments.iter().filter(|e| selects(only, &assignment.id, &e.id)) {
                 experiments.insert(experiment.id.clone());
@@ -330,9 +357,9 @@ mod tests {
         let trained = plan(&catalogue, &smoke, 7, &["a7b.shift".to_string()]).unwrap();
         let experiments: std::collections::BTreeSet<&str> = trained.iter().map(|j| j.spec.experiment.as_str()).collect();
         assert_eq!(experiments, ["a7b.cnn", "a7b.dense100"].into_iter().collect());
-        let evaluations = plan_evaluations(&catalogue, &["a7b.shift".to_string()], &trained, &[]).unwrap();
+        let evaluations = plan_evaluations(&catalogue, &["a7b.shift".to_string()], &trained, &[], 42).unwrap();
         assert_eq!(evaluations.len(), 2 * 2 * 4 * 6, "2 models × 2 replicates × 4 directions × 6 shifts");
-        assert_eq!(evaluations, plan_evaluations(&catalogue, &["a7b".to_string()], &trained, &[]).unwrap());
+        assert_eq!(evaluations, plan_evaluations(&catalogue, &["a7b".to_string()], &trained, &[], 42).unwrap());
         let ids: std::collections::BTreeSet<&str> = evaluations.iter().map(|e| e.id.as_str()).collect();
         assert_eq!(ids.len(), evaluations.len());
     }

@@ -121,7 +121,7 @@ pub fn run(sources: &Sources, request: &RunRequest) -> Result<RunManifest> {
     store.write_json(choice::CHOICES_FILE, &chosen)?;
 
     // Evaluations of the trained models.
-    let evaluation_jobs = plan_evaluations(&catalogue, &request.assignments, &finished, &chosen)?;
+    let evaluation_jobs = plan_evaluations(&catalogue, &request.assignments, &finished, &chosen, request.seed)?;
     let mut evaluated = Vec::new();
     if !evaluation_jobs.is_empty() {
         store.write_json("evaluations.json", &evaluation_jobs)?;

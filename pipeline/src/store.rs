@@ -60,6 +60,35 @@ pub struct EvalResult {
     pub transform: Transform,
     pub test: Evaluation,
     pub test_samples: usize,
+    /// For a reconstruction model: how far the noisy and the reconstructed images are from the clean ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconstruction: Option<Reconstruction>,
+}
+
+/// A reconstruction model's evaluation on noisy test images.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reconstruction {
+    /// Mean squared error per pixel (values in [0, 1]) against the clean images: of the noisy input
+    /// and of the model's reconstruction of it.
+    pub noisy_mse: f64,
+    pub denoised_mse: f64,
+    /// The paired classifier's accuracy on the noisy and on the reconstructed images.
+    pub classifier_job: Option<String>,
+    pub noisy_acc: Option<f64>,
+    pub denoised_acc: Option<f64>,
+    /// The first test images, clean, noisy and reconstructed, for the report's image grids
+    /// (replicate 1 only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub samples: Option<SampleImages>,
+}
+
+/// A few images as bytes 0–255, row-major, each `shape` = height × width × channels.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SampleImages {
+    pub shape: [usize; 3],
+    pub clean: Vec<Vec<u8>>,
+    pub noisy: Vec<Vec<u8>>,
+    pub denoised: Vec<Vec<u8>>,
 }
 
 /// Raw little-endian `f32` values, row-major `rows × cols`.

@@ -58,8 +58,9 @@ pub struct Tables {
 
 const NAMES: [&str; 6] = ["history", "history_summary", "final", "final_summary", "evaluation", "evaluation_summary"];
 
-/// Metrics of an evaluation job.
-pub const EVALUATION_METRICS: [&str; 2] = ["test_loss", "test_acc"];
+/// Metrics of an evaluation job; the last four only for reconstruction models (squared error of the
+/// noisy and the reconstructed images, and a classifier's accuracy on each).
+pub const EVALUATION_METRICS: [&str; 6] = ["test_loss", "test_acc", "noisy_mse", "denoised_mse", "noisy_acc", "denoised_acc"];
 
 impl Tables {
     /// Builds every table from the jobs' results.
@@ -287,6 +288,10 @@ fn evaluations_frame(results: &[EvalResult]) -> Result<DataFrame> {
         "trained_job" => results.iter().map(|r| r.trained_job.as_str()).collect::<Vec<_>>(),
         "test_loss" => results.iter().map(|r| r.test.loss).collect::<Vec<_>>(),
         "test_acc" => results.iter().map(|r| r.test.acc).collect::<Vec<_>>(),
+        "noisy_mse" => results.iter().map(|r| r.reconstruction.as_ref().map(|x| x.noisy_mse)).collect::<Vec<_>>(),
+        "denoised_mse" => results.iter().map(|r| r.reconstruction.as_ref().map(|x| x.denoised_mse)).collect::<Vec<_>>(),
+        "noisy_acc" => results.iter().map(|r| r.reconstruction.as_ref().and_then(|x| x.noisy_acc)).collect::<Vec<_>>(),
+        "denoised_acc" => results.iter().map(|r| r.reconstruction.as_ref().and_then(|x| x.denoised_acc)).collect::<Vec<_>>(),
     )?;
     add_axis_columns(&mut frame, &columns.iter().map(Vec::as_slice).collect::<Vec<_>>())?;
     Ok(frame)
@@ -458,6 +463,7 @@ mod tests {
                 transform: crate::catalogue::Transform::Roll { direction: nnlab_data::Direction::Right, pixels },
                 test: Evaluation { loss: 1.0, acc: Some(acc) },
                 test_samples: 10,
+                reconstruction: None,
             })
             .collect();
         let mut tables = Tables::aggregate(&results, &evaluations).unwrap();

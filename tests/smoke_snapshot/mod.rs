@@ -77,15 +77,17 @@ fn six_digits(value: &str) -> String {
 fn measure(run_dir: &Path) -> BTreeMap<String, String> {
     let tables = run_dir.join("tables");
     let mut values = BTreeMap::new();
+    // A metric a model does not have (a reconstruction's accuracy) is an empty field, and left out.
     for row in csv_rows(&tables.join("final.csv")) {
-        for metric in ["test_acc", "test_loss"] {
+        for metric in ["test_acc", "test_loss"].into_iter().filter(|m| !row[*m].is_empty()) {
             values.insert(format!("final,{},{metric}", job_key(&row)), six_digits(&row[metric]));
         }
     }
     for row in csv_rows(&tables.join("evaluation.csv")) {
         let key =
             format!("{}/{}[{}]/{}", row["evaluation"], row["experiment"], row["transform"].replace(", ", "; "), row["replicate"]);
-        for metric in ["test_acc", "test_loss"] {
+        let metrics = ["test_acc", "test_loss", "noisy_mse", "denoised_mse", "noisy_acc", "denoised_acc"];
+        for metric in metrics.into_iter().filter(|m| !row[*m].is_empty()) {
             values.insert(format!("evaluation,{key},{metric}"), six_digits(&row[metric]));
         }
     }

@@ -5,18 +5,22 @@
 //! and chart data per figure.
 
 mod atomic;
+pub mod diagram;
 pub mod error;
 pub mod figure;
 pub mod heatmap;
 mod helpers;
+pub mod image_grid;
 mod markdown;
 pub mod render;
 pub mod scatter;
 
 pub use atomic::write_atomic;
+pub use diagram::{layer_diagram_svg, DiagramLayer};
 pub use error::{ReportError, Result};
 pub use figure::{line_chart_svg, LineChart, Point, Series};
 pub use heatmap::{heat_map_svg, HeatMap};
+pub use image_grid::{grey_png, png_size, ImageGrid};
 pub use markdown::markdown_to_html;
 pub use render::{IndexEntry, Page, Renderer, SiteIndex};
 pub use scatter::{scatter_svg, ScatterChart};

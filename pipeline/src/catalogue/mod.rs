@@ -113,6 +113,11 @@ pub struct EvaluationStudy {
     /// Experiments (without a sweep) or choices whose every replicate is evaluated.
     pub models: Vec<String>,
     pub transform: TransformSet,
+    /// For reconstruction models: a classifier (an experiment or a choice) that also classifies the
+    /// transformed and the reconstructed test images. Replicate i of a model is paired with
+    /// replicate i of the classifier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classifier: Option<String>,
 }
 
 /// A family of test-set transforms, each instance evaluated separately.
@@ -121,24 +126,50 @@ pub struct EvaluationStudy {
 pub enum TransformSet {
     /// Every image rolled by each of `pixels` in each of `directions`, with wrap-around.
     Roll { directions: Vec<Direction>, pixels: Vec<usize> },
+    /// Salt-and-pepper noise at each level: every pixel independently set to 0 or 1 with
+    /// probability `level`, half each, drawn from a seed derived from the run's seed.
+    SaltAndPepper { levels: Vec<f64> },
 }
 
 /// One transform of a [`TransformSet`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Transform {
-    Roll { direction: Direction, pixels: usize },
+    Roll {
+        direction: Direction,
+        pixels: usize,
+    },
+    /// The noise is drawn from `seed`, the same for every level and every model of a run, so the
+    /// pixels hit at one level are hit at every higher level too.
+    SaltAndPepper {
+        level: f64,
+        seed: u64,
+    },
 }
 
 impl TransformSet {
-    pub fn instances(&self) -> Vec<Transform> {
+    /// Every instance; `run_seed` seeds the random ones.
+    pub fn instances(&self, run_seed: u64) -> Vec<Transform> {
         match self {
             TransformSet::Roll { directions, pixels } => directions
                 .iter()
                 .flat_map(|&direction| pixels.iter().map(move |&pixels| Transform::Roll { direction, pixels }))
                 .collect(),
+            TransformSet::SaltAndPepper { levels } => {
+                let seed = noise_seed(run_seed);
+                levels.iter().map(|&level| Transform::SaltAndPepper { level, seed }).collect()
+            }
         }
     }
+}
+
+/// The stream of the run seed that test noise is drawn from (jobs use their own seeds' streams).
+const TEST_NOISE_STREAM: u64 = 0x7e57_0015e;
+
+/// The test-noise seed of a run: its own stream of the run seed, apart from every job's seed.
+fn noise_seed(run_seed: u64) -> u64 {
+    use rand::Rng;
+    nnlab_nn::rng_stream(run_seed, TEST_NOISE_STREAM).random()
 }
 
 impl Transform {
@@ -149,6 +180,7 @@ impl Transform {
                 AxisValue { axis: "direction".into(), value: direction.name().into() },
                 AxisValue { axis: "pixels".into(), value: pixels.into() },
             ],
+            Transform::SaltAndPepper { level, .. } => vec![AxisValue { axis: "level".into(), value: level.into() }],
         }
     }
 }
@@ -355,8 +387,27 @@ impl Catalogue {
                 }
             }
             for study in &assignment.evaluations {
+                let origin = format!("evaluation {}", study.id);
+                if let TransformSet::SaltAndPepper { levels } = &study.transform {
+                    if levels.is_empty() || levels.iter().any(|l| !(0.0..=1.0).contains(l)) {
+                        bail!("{origin}: salt-and-pepper levels must be in [0, 1], at least one");
+                    }
+                }
+                if let Some(classifier) = &study.classifier {
+                    let candidates = self.experiments_behind(classifier);
+                    for id in &candidates {
+                        let experiment = self.experiment(id).ok_or_else(|| anyhow!("{origin}: no classifier {id}"))?;
+                        if !experiment.train.loss.has_accuracy() || !experiment.sweep.is_empty() {
+                            bail!("{origin}: classifier {id} must be a classifier of one point");
+                        }
+                    }
+                    for model in &study.models {
+                        if self.experiment(model).is_some_and(|e| e.train.loss.has_accuracy()) {
+                            bail!("{origin}: a classifier classifies reconstructions, but {model} is itself a classifier");
+                        }
+                    }
+                }
                 for model in &study.models {
-                    let origin = format!("evaluation {}", study.id);
                     if self.choice(model).is_some() {
                         continue;
                     }
@@ -399,7 +450,7 @@ fn check_assignment(file: &Path, assignment: &Assignment) -> Result<()> {
         if !study.id.starts_with(&format!("{}.", assignment.id)) || !ids.insert(study.id.as_str()) {
             bail!("{origin}: its id must start with `{}.` and differ from every experiment's", assignment.id);
         }
-        if study.models.is_empty() || study.transform.instances().is_empty() {
+        if study.models.is_empty() || study.transform.instances(0).is_empty() {
             bail!("{origin}: it needs at least one model and one transform");
         }
     }

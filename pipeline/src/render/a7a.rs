@@ -7,7 +7,9 @@ use anyhow::{anyhow, Context, Result};
 use nnlab_report::figure::{LineChart, Point, Series};
 use serde::Serialize;
 
-use super::context::{curve_points, data_view, view_of, DataView, Figure, FigureFile, ModelView};
+use super::context::{
+    curve_points, data_view, summary_view, validation_label, view_of, DataView, Figure, FigureFile, ModelView, SummaryView,
+};
 use super::shift::{shift, Shift};
 use super::{BuiltPage, RenderInput};
 use crate::catalogue::{point_label, value_text, Experiment};
@@ -31,6 +33,7 @@ struct Page {
     q2d: WeightDecay,
     q3a: Cnns,
     q3b: ConvVsDense,
+    q4: Denoising,
 }
 
 pub fn page(input: &RenderInput<'_>) -> Result<BuiltPage> {
@@ -70,6 +73,8 @@ pub fn page(input: &RenderInput<'_>) -> Result<BuiltPage> {
         shift: robustness,
     };
 
+    let q4 = denoising(input, experiment("a7a.autoencoder")?, "a7a.denoise", &q3a.best.id, &mut figures)?;
+
     let summary = format!(
         "The base network reaches {:.2}% in {} epochs; weight decay {} is best ({:.2}% final); the best CNN, {}, reaches {:.2}%.",
         base.test_acc.mean * 100.0,
@@ -79,7 +84,7 @@ pub fn page(input: &RenderInput<'_>) -> Result<BuiltPage> {
         q3a.best.id,
         q3a.best.final_acc.mean * 100.0,
     );
-    let page = Page { summary, data: data_view(input, experiment("a7a.base")?.validation)?, base, loss, q2d, q3a, q3b };
+    let page = Page { summary, data: data_view(input, experiment("a7a.base")?.validation)?, base, loss, q2d, q3a, q3b, q4 };
     Ok(BuiltPage { title: format!("a7a — {}", assignment.title), context: serde_json::to_value(page)?, figures })
 }
 
@@ -302,4 +307,231 @@ struct ConvVsDense {
     conv_params: String,
     cnn_dense_share: f64,
     shift: Shift,
+}
+
+/// The accuracy below which the page calls digits hard to read, for the classifier that reads them.
+const READABLE_ACC: f64 = 0.9;
+
+/// q4a–q4c: the denoising autoencoder, its diagram, and its evaluation at every noise level.
+#[derive(Serialize)]
+struct Denoising {
+    id: String,
+    description: String,
+    summary: SummaryView,
+    epochs: usize,
+    batch_size: usize,
+    optimizer: String,
+    loss: String,
+    /// The training noise level(s), from the model's salt-and-pepper layer(s).
+    training_levels: Vec<f64>,
+    /// Reconstruction loss of the clean test images after the last epoch.
+    test_loss: Stat,
+    replicates: usize,
+    diagram: String,
+    loss_figure: String,
+    classifier: String,
+    readable_acc: f64,
+    rows: Vec<LevelRow>,
+    /// The first level whose noisy images the classifier reads below [`READABLE_ACC`], and the first
+    /// whose denoised images it reads below it.
+    noisy_unreadable_from: Option<String>,
+    denoised_unreadable_from: Option<String>,
+    /// Levels at which the denoised images are classified better than the noisy ones (mean).
+    helps_at: Vec<String>,
+    /// The first level from which reconstruction is closer to the clean images than the noisy input.
+    closer_from: Option<String>,
+    accuracy_figure: String,
+    error_figure: String,
+    grids: Vec<GridView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct LevelRow {
+    level: String,
+    x: f64,
+    noisy_mse: Stat,
+    denoised_mse: Stat,
+    test_loss: Stat,
+    noisy_acc: Stat,
+    denoised_acc: Stat,
+    denoising_gain_pp: f64,
+}
+
+#[derive(Serialize)]
+struct GridView {
+    level: String,
+    figure: String,
+}
+
+fn denoising(
+    input: &RenderInput<'_>,
+    experiment: &Experiment,
+    study: &str,
+    classifier: &str,
+    figures: &mut Vec<FigureFile>,
+) -> Result<Denoising> {
+    let tables = input.tables;
+    let id = &experiment.id;
+    let metric = |name: &str| tables.evaluation_stats(study, name);
+    let (losses, noisy_mse, denoised_mse, noisy_acc, denoised_acc) =
+        (metric("test_loss")?, metric("noisy_mse")?, metric("denoised_mse")?, metric("noisy_acc")?, metric("denoised_acc")?);
+    let find = |stats: &[(String, String, Stat)], label: &str| {
+        stats.iter().find(|(m, t, _)| m == id && t == label).map(|(_, _, s)| *s).ok_or_else(|| anyhow!("{study}: no {label}"))
+    };
+    let mut rows = Vec::new();
+    for (model, label, _) in &losses {
+        if model != id {
+            continue;
+        }
+        let level: f64 = label.trim_start_matches("level=").parse().with_context(|| format!("{study}: transform {label}"))?;
+        let (noisy, denoised) = (find(&noisy_acc, label)?, find(&denoised_acc, label)?);
+        rows.push(LevelRow {
+            level: format!("{level:.1}"),
+            x: level,
+            noisy_mse: find(&noisy_mse, label)?,
+            denoised_mse: find(&denoised_mse, label)?,
+            test_loss: find(&losses, label)?,
+            denoising_gain_pp: (denoised.mean - noisy.mean) * 100.0,
+            noisy_acc: noisy,
+            denoised_acc: denoised,
+        });
+    }
+    anyhow::ensure!(!rows.is_empty(), "{study}: no level of {id} was evaluated");
+    rows.sort_by(|a, b| a.x.total_cmp(&b.x));
+    let first_below = |acc: fn(&LevelRow) -> f64| rows.iter().find(|r| acc(r) < READABLE_ACC).map(|r| r.level.clone());
+
+    let series = |name: &str, stat: fn(&LevelRow) -> Stat, dashed: bool| Series {
+        label: name.into(),
+        points: rows.iter().map(|r| Point { x: r.x, mean: stat(r).mean, std: stat(r).std }).collect(),
+        dashed,
+    };
+    let accuracy_chart = LineChart {
+        title: format!("{study} — {classifier} accuracy against the noise level"),
+        x_label: "salt-and-pepper level".into(),
+        y_label: "test accuracy".into(),
+        log_x: false,
+        series: vec![series("noisy", |r| r.noisy_acc, true), series("denoised", |r| r.denoised_acc, false)],
+    };
+    let error_chart = LineChart {
+        title: format!("{study} — squared error against the clean images"),
+        x_label: "salt-and-pepper level".into(),
+        y_label: "mean squared error per pixel".into(),
+        log_x: false,
+        series: vec![series("noisy", |r| r.noisy_mse, true), series("denoised", |r| r.denoised_mse, false)],
+    };
+    let (accuracy_figure, error_figure) = (format!("figures/{study}-accuracy.svg"), format!("figures/{study}-error.svg"));
+    figures.push(FigureFile { path: accuracy_figure.clone(), figure: Figure::Line(accuracy_chart) });
+    figures.push(FigureFile { path: error_figure.clone(), figure: Figure::Line(error_chart) });
+
+    let loss_chart = LineChart {
+        title: format!("{id} — reconstruction loss"),
+        x_label: "epoch".into(),
+        y_label: "binary cross-entropy".into(),
+        log_x: false,
+        series: vec![
+            Series { label: "training (noisy inputs)".into(), points: curve_points(&tables.curve(id, "loss")?), dashed: false },
+            Series {
+                label: format!("{} (clean inputs)", validation_label(experiment)),
+                points: curve_points(&tables.curve(id, "val_loss")?),
+                dashed: true,
+            },
+        ],
+    };
+    let loss_figure = format!("figures/{id}-loss.svg");
+    figures.push(FigureFile { path: loss_figure.clone(), figure: Figure::Line(loss_chart) });
+
+    let diagram = format!("figures/{id}-diagram.svg");
+    figures.push(FigureFile { path: diagram.clone(), figure: Figure::Diagram(id.clone(), diagram_layers(experiment)?) });
+
+    let mut grids = Vec::new();
+    for (level, samples) in sample_images(input.run_dir, study, id)? {
+        let [height, width, channels] = samples.shape;
+        anyhow::ensure!(channels == 1, "{study}: image grids draw greyscale images");
+        let figure = format!("figures/{study}-level-{level:.1}.png");
+        let grid =
+            nnlab_report::ImageGrid { height, width, rows: vec![samples.clean, samples.noisy, samples.denoised], scale: 2 };
+        figures.push(FigureFile { path: figure.clone(), figure: Figure::Images(grid) });
+        grids.push(GridView { level: format!("{level:.1}"), figure });
+    }
+    grids.sort_by(|a, b| a.level.cmp(&b.level));
+
+    let training_levels = experiment
+        .model
+        .layers
+        .iter()
+        .filter_map(|l| match l {
+            nnlab_nn::LayerSpec::SaltAndPepper { level } => Some(*level),
+            _ => None,
+        })
+        .collect();
+    let test_loss = tables.stat(id, "test_loss")?;
+    Ok(Denoising {
+        id: id.clone(),
+        description: experiment.description.clone(),
+        summary: summary_view(experiment)?,
+        epochs: tables.curve(id, "loss")?.len(),
+        batch_size: experiment.train.batch_size,
+        optimizer: experiment.train.optimizer.describe(),
+        loss: experiment.train.objective().describe(),
+        training_levels,
+        replicates: test_loss.n,
+        test_loss,
+        diagram,
+        loss_figure,
+        classifier: classifier.to_string(),
+        readable_acc: READABLE_ACC,
+        noisy_unreadable_from: first_below(|r| r.noisy_acc.mean),
+        denoised_unreadable_from: first_below(|r| r.denoised_acc.mean),
+        helps_at: rows.iter().filter(|r| r.denoised_acc.mean > r.noisy_acc.mean).map(|r| r.level.clone()).collect(),
+        closer_from: rows.iter().find(|r| r.denoised_mse.mean < r.noisy_mse.mean).map(|r| r.level.clone()),
+        rows,
+        accuracy_figure,
+        error_figure,
+        grids,
+    })
+}
+
+/// The model's layers for its diagram: dense layers up to the narrowest are the encoder, the rest
+/// the decoder.
+fn diagram_layers(experiment: &Experiment) -> Result<Vec<nnlab_report::DiagramLayer>> {
+    let planned = experiment.model.plan()?;
+    let dense: Vec<usize> = (0..planned.len()).filter(|&i| planned[i].kind == "Dense").collect();
+    let code = dense.iter().copied().min_by_key(|&i| planned[i].output_shape.iter().product::<usize>());
+    let mut layers = Vec::new();
+    for (i, (layer, spec)) in planned.iter().zip(&experiment.model.layers).enumerate() {
+        let size: usize = layer.output_shape.iter().product();
+        let detail = match spec {
+            nnlab_nn::LayerSpec::Dense { units, activation, .. } => format!("{units}, {activation:?}").to_lowercase(),
+            nnlab_nn::LayerSpec::SaltAndPepper { level } => format!("level {level}, training only"),
+            _ => format!("{size} values"),
+        };
+        let group = match code {
+            Some(c) if layer.kind == "Dense" && i == c => Some("code".to_string()),
+            Some(c) if layer.kind == "Dense" && i < c => Some("encoder".to_string()),
+            Some(_) if layer.kind == "Dense" => Some("decoder".to_string()),
+            _ => None,
+        };
+        layers.push(nnlab_report::DiagramLayer { name: format!("{} ({})", layer.name, layer.kind), detail, size, group });
+    }
+    Ok(layers)
+}
+
+/// The sample images of every level that replicate 1 of `experiment` was evaluated at.
+fn sample_images(run_dir: &std::path::Path, study: &str, experiment: &str) -> Result<Vec<(f64, crate::store::SampleImages)>> {
+    let path = run_dir.join("evaluations.json");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let jobs: Vec<crate::plan::EvalJob> =
+        serde_json::from_str(&text).with_context(|| format!("{} is not valid", path.display()))?;
+    let store = crate::store::RunStore::open(run_dir)?;
+    let mut out = Vec::new();
+    for job in
+        jobs.iter().filter(|j| j.evaluation == study && j.trained.spec.experiment == experiment && j.trained.spec.replicate == 1)
+    {
+        let crate::catalogue::Transform::SaltAndPepper { level, .. } = job.transform else { continue };
+        let result = store.load_evaluation(job)?;
+        if let Some(samples) = result.reconstruction.and_then(|r| r.samples) {
+            out.push((level, samples));
+        }
+    }
+    Ok(out)
 }

@@ -101,10 +101,14 @@ pub enum Figure {
     Line(LineChart),
     Heat(HeatMap),
     Scatter(ScatterChart),
+    /// A model's layers, titled.
+    Diagram(String, Vec<nnlab_report::DiagramLayer>),
+    /// Images, written as PNG.
+    Images(nnlab_report::ImageGrid),
 }
 
 pub struct FigureFile {
-    /// Relative to the report directory, as the page links it: `figures/<name>.svg`.
+    /// Relative to the report directory, as the page links it: `figures/<name>.svg` (`.png` for images).
     pub path: String,
     pub figure: Figure,
 }
@@ -112,15 +116,19 @@ pub struct FigureFile {
 /// The figure step: draws every figure and writes it atomically under the report directory.
 pub fn write_figures(out_dir: &Path, figures: &[FigureFile]) -> Result<()> {
     for file in figures {
-        let svg = match &file.figure {
-            Figure::Line(chart) => line_chart_svg(chart),
-            Figure::Heat(map) => heat_map_svg(map),
-            Figure::Scatter(chart) => scatter_svg(chart),
+        let bytes = match &file.figure {
+            Figure::Line(chart) => line_chart_svg(chart).map(String::into_bytes),
+            Figure::Heat(map) => heat_map_svg(map).map(String::into_bytes),
+            Figure::Scatter(chart) => scatter_svg(chart).map(String::into_bytes),
+            Figure::Diagram(title, layers) => Ok(nnlab_report::layer_diagram_svg(title, layers).into_bytes()),
+            Figure::Images(grid) => {
+                Ok(grid.to_png().map_err(anyhow::Error::msg).with_context(|| format!("figure {}", file.path))?)
+            }
         }
         .with_context(|| format!("figure {}", file.path))?;
         let path = out_dir.join(&file.path);
         std::fs::create_dir_all(path.parent().expect("figure paths have a folder"))?;
-        nnlab_report::write_atomic(&path, svg.as_bytes())?;
+        nnlab_report::write_atomic(&path, &bytes)?;
     }
     Ok(())
 }

@@ -11,7 +11,9 @@ use crate::choice::Chosen;
 use crate::tables::{Stat, Tables};
 
 /// The headline shift of the assignments: "roll every validation image 3 pixels right".
-const HEADLINE_SHIFT: Transform = Transform::Roll { direction: Direction::Right, pixels: 3 };
+const HEADLINE_DIRECTION: Direction = Direction::Right;
+const HEADLINE_PIXELS: usize = 3;
+const HEADLINE_SHIFT: Transform = Transform::Roll { direction: HEADLINE_DIRECTION, pixels: HEADLINE_PIXELS };
 
 #[derive(Serialize)]
 pub struct Shift {
@@ -72,7 +74,9 @@ pub fn shift(tables: &Tables, assignment: &Assignment, id: &str, chosen: &[Chose
             .map(|(_, _, s)| *s)
             .ok_or_else(|| anyhow!("{id}: no result for {model} at {label}"))
     };
-    let crate::catalogue::TransformSet::Roll { directions, pixels } = &study.transform;
+    let crate::catalogue::TransformSet::Roll { directions, pixels } = &study.transform else {
+        anyhow::bail!("{id} is not a study of shifted images");
+    };
     let mut lines = Vec::new();
     let mut series = Vec::new();
     for model in &models {
@@ -110,7 +114,7 @@ pub fn shift(tables: &Tables, assignment: &Assignment, id: &str, chosen: &[Chose
     let conv_most_robust = assignment
         .experiment(&most_robust)
         .is_some_and(|e| e.model.layers.iter().any(|l| matches!(l, nnlab_nn::LayerSpec::Conv2d { .. })));
-    let Transform::Roll { direction, pixels: k } = HEADLINE_SHIFT;
+    let (direction, k) = (HEADLINE_DIRECTION, HEADLINE_PIXELS);
     Ok(Shift {
         conv_most_robust,
         description: study.description.clone(),
