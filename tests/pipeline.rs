@@ -355,6 +355,13 @@ fn check_a7a_report(run_dir: &Path, report_dir: &Path, tables: &Tables) {
         assert_eq!(nnlab_report::png_size(&png), Some((4 * 56 + 5 * 2, 3 * 56 + 4 * 2)), "level {level}");
     }
     assert!(report_dir.join("figures/a7a.autoencoder-diagram.svg").is_file());
+
+    // q4d: 4 interpolations of 8 steps and 16 random codes, decoded into grids of doubled digits.
+    let interpolations = std::fs::read(report_dir.join("figures/a7a.generate-interpolations.png")).unwrap();
+    assert_eq!(nnlab_report::png_size(&interpolations), Some((8 * 56 + 9 * 2, 4 * 56 + 5 * 2)));
+    let samples = std::fs::read(report_dir.join("figures/a7a.generate-samples.png")).unwrap();
+    assert_eq!(nnlab_report::png_size(&samples), Some((8 * 56 + 9 * 2, 2 * 56 + 3 * 2)));
+    assert!(html.contains("0 → 1, 2 → 3, 4 → 5, 6 → 7"));
 }
 
 /// The tp report: its accuracies come from the training tables, its separation metrics from the

@@ -178,6 +178,12 @@ fn evaluate_one(job: &EvalJob, store: &RunStore, data: &mut DataCache, device: &
         let (evaluation, reconstruction) = evaluate_reconstruction(job, &model, &clean, &test, store, device)?;
         (evaluation, Some(reconstruction))
     };
+    let generated = match job.transform {
+        Transform::Generate { pairs, steps, samples, seed } => {
+            Some(generate(&model, &clean, GenerateRequest { pairs, steps, samples, seed })?)
+        }
+        _ => None,
+    };
     Ok(EvalResult {
         id: job.id.clone(),
         evaluation: job.evaluation.clone(),
@@ -188,7 +194,92 @@ fn evaluate_one(job: &EvalJob, store: &RunStore, data: &mut DataCache, device: &
         test: evaluation,
         test_samples: test.len(),
         reconstruction,
+        generated,
     })
+}
+
+struct GenerateRequest {
+    pairs: usize,
+    steps: usize,
+    samples: usize,
+    seed: u64,
+}
+
+/// The decoder as a generator: codes interpolated between the first test digits of classes 2k and
+/// 2k + 1, and codes drawn from a Gaussian fitted, dimension by dimension, to every test image's code
+/// (clipped at 0 where the code layer is a ReLU, whose outputs never go below), each decoded.
+fn generate(model: &Model, test: &nnlab_nn::Dataset, request: GenerateRequest) -> Result<crate::store::Generated> {
+    let spec = model.spec();
+    let planned = spec.plan()?;
+    let last = planned.len() - 1;
+    // The code layer: the narrowest dense layer before the output.
+    let code = (0..last)
+        .filter(|&i| planned[i].kind == "Dense")
+        .min_by_key(|&i| planned[i].output_shape.iter().product::<usize>())
+        .context("the model has no dense layer before its output to take codes from")?;
+    let code_is_relu = matches!(spec.layers[code], nnlab_nn::LayerSpec::Dense { activation: nnlab_nn::Activation::Relu, .. });
+    let input = test.reshaped(&spec.input)?;
+    let codes = model.layer_output(&input.x, code)?; // (n, code size)
+    let (n, size) = codes.dims2()?;
+    let rows = codes.to_vec2::<f32>()?;
+    let labels = test.labels_vec()?;
+    let image_shape: [usize; 3] = match test.x.dims()[1..] {
+        [h, w, c] => [h, w, c],
+        ref other => anyhow::bail!("generated images need test images shaped (height, width, channels), not {other:?}"),
+    };
+    let to_images = |codes: Vec<f32>, count: usize| -> Result<Vec<Vec<u8>>> {
+        let codes = candle_core::Tensor::from_vec(codes, (count, size), codes_device(&input))?;
+        let decoded = model.decode_from(&codes, code)?.to_vec2::<f32>()?;
+        Ok(decoded.iter().map(|image| image.iter().map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8).collect()).collect())
+    };
+
+    let mut interpolations = Vec::new();
+    let mut pair_classes = Vec::new();
+    for k in 0..request.pairs {
+        let (a, b) = (2 * k as u32, 2 * k as u32 + 1);
+        let first =
+            |class: u32| labels.iter().position(|&l| l == class).with_context(|| format!("no test digit of class {class}"));
+        let (from, to) = (&rows[first(a)?], &rows[first(b)?]);
+        let mut line = Vec::with_capacity(request.steps * size);
+        for step in 0..request.steps {
+            let t = step as f32 / (request.steps - 1) as f32;
+            line.extend(from.iter().zip(to).map(|(x, y)| (1.0 - t) * x + t * y));
+        }
+        interpolations.push(to_images(line, request.steps)?);
+        pair_classes.push([a, b]);
+    }
+
+    let mean: Vec<f32> = (0..size).map(|d| rows.iter().map(|r| r[d]).sum::<f32>() / n as f32).collect();
+    let std: Vec<f32> =
+        (0..size).map(|d| (rows.iter().map(|r| (r[d] - mean[d]).powi(2)).sum::<f32>() / (n.max(2) - 1) as f32).sqrt()).collect();
+    let mut rng = rng_stream(request.seed, 1);
+    let mut drawn = Vec::with_capacity(request.samples * size);
+    for _ in 0..request.samples {
+        for d in 0..size {
+            let value = mean[d] + std[d] * standard_normal(&mut rng) as f32;
+            drawn.push(if code_is_relu { value.max(0.0) } else { value });
+        }
+    }
+    Ok(crate::store::Generated {
+        shape: image_shape,
+        code_layer: planned[code].name.clone(),
+        code_size: size,
+        pair_classes,
+        interpolations,
+        samples: to_images(drawn, request.samples)?,
+        clipped_at_zero: code_is_relu,
+    })
+}
+
+fn codes_device(data: &nnlab_nn::Dataset) -> &Device {
+    data.x.device()
+}
+
+/// One N(0, 1) draw by the Box–Muller transform.
+fn standard_normal(rng: &mut impl rand::Rng) -> f64 {
+    let u1: f64 = 1.0 - rng.random::<f64>(); // in (0, 1], so ln is finite
+    let u2: f64 = rng.random();
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
 }
 
 /// A trained job's model with its stored weights.
@@ -290,6 +381,7 @@ fn transformed(test: &nnlab_nn::Dataset, transform: Transform) -> Result<nnlab_n
             let x = candle_core::Tensor::from_vec(rolled, dims, test.x.device())?;
             Ok(nnlab_nn::Dataset { x, labels: test.labels.clone() })
         }
+        Transform::Generate { .. } => Ok(test.clone()),
         Transform::SaltAndPepper { level, seed } => {
             // The same draws as the training-time layer, from the run's test-noise seed.
             let codes = nnlab_nn::model::salt_and_pepper_codes(test.x.elem_count(), level, &mut rng_stream(seed, 0));

@@ -63,6 +63,25 @@ pub struct EvalResult {
     /// For a reconstruction model: how far the noisy and the reconstructed images are from the clean ones.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reconstruction: Option<Reconstruction>,
+    /// For a generation study: the decoded images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generated: Option<Generated>,
+}
+
+/// Images an autoencoder's decoder made from codes, as bytes 0–255 (see `TransformSet::Generate`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Generated {
+    pub shape: [usize; 3],
+    /// The layer whose outputs are the codes, and their size.
+    pub code_layer: String,
+    pub code_size: usize,
+    /// The classes of each interpolated pair, and its images from the first digit to the second.
+    pub pair_classes: Vec<[u32; 2]>,
+    pub interpolations: Vec<Vec<Vec<u8>>>,
+    /// Images decoded from random codes.
+    pub samples: Vec<Vec<u8>>,
+    /// Whether the random codes were clipped at 0 (a ReLU code layer).
+    pub clipped_at_zero: bool,
 }
 
 /// A reconstruction model's evaluation on noisy test images.

@@ -464,6 +464,7 @@ mod tests {
                 test: Evaluation { loss: 1.0, acc: Some(acc) },
                 test_samples: 10,
                 reconstruction: None,
+                generated: None,
             })
             .collect();
         let mut tables = Tables::aggregate(&results, &evaluations).unwrap();

@@ -207,6 +207,33 @@ impl Model {
         Ok(if self.channels_first && h.rank() == 4 { h.permute((0, 2, 3, 1))?.contiguous()? } else { h })
     }
 
+    /// Runs the layers after `index` on `h`, the activated output of layer `index` (e.g. a code of an
+    /// autoencoder), in evaluation mode; returns the model's activated output. Only dense tails
+    /// (with flatten, dropout or noise layers, which inference passes through) can be run this way.
+    pub fn decode_from(&self, h: &Tensor, index: usize) -> Result<Tensor> {
+        let last = self.layers.len() - 1;
+        if index >= last {
+            return Err(NnError::spec(
+                format!("layers[{index}]"),
+                format!("no layer follows it in a model of {} layers", last + 1),
+            ));
+        }
+        let mut h = h.clone();
+        for (i, layer) in self.layers.iter().enumerate().skip(index + 1) {
+            h = match layer {
+                Layer::Flatten => h.flatten_from(1)?,
+                Layer::Dense { kernel, bias, activation, .. } => {
+                    apply_activation(&h.matmul(kernel.as_tensor())?.broadcast_add(bias.as_tensor())?, *activation)?
+                }
+                Layer::Dropout { .. } | Layer::GaussianNoise { .. } | Layer::SaltAndPepper { .. } => h,
+                Layer::Conv2d { .. } | Layer::MaxPool2d { .. } => {
+                    return Err(NnError::spec(format!("layers[{i}]"), "decoding from a layer runs dense layers only"))
+                }
+            };
+        }
+        Ok(h)
+    }
+
     /// Runs layers `0..=stop`; the output of layer `stop` is returned activated, except for the model's
     /// last layer, whose activation is left to the loss.
     fn run_through(&self, x: &Tensor, mut mode: Mode<'_>, stop: usize) -> Result<Tensor> {
@@ -533,6 +560,20 @@ mod tests {
         let x = Tensor::new(&[[0.5f32, 0.5, 0.5, 0.5]], &Device::Cpu).unwrap();
         let twice = |x: &Tensor| model.forward(x, Mode::Eval).unwrap().pre_activation.to_vec2::<f32>().unwrap();
         assert_eq!(twice(&x), twice(&x));
+    }
+
+    #[test]
+    fn decoding_a_layer_output_finishes_the_forward_pass() {
+        let spec = spec(
+            "input = [4]\nlayers = [{ type = \"dense\", units = 3, activation = \"relu\" }, { type = \"dropout\", rate = 0.5 }, { type = \"dense\", units = 4, activation = \"sigmoid\" }]",
+        );
+        let model = Model::build(&spec, &mut ChaCha8Rng::seed_from_u64(3), &Device::Cpu).unwrap();
+        let x = Tensor::new(&[[0.1f32, 0.9, 0.4, 0.0], [1.0, 0.0, 0.2, 0.3]], &Device::Cpu).unwrap();
+        let code = model.layer_output(&x, 0).unwrap();
+        let decoded = model.decode_from(&code, 0).unwrap().to_vec2::<f32>().unwrap();
+        let direct = model.forward(&x, Mode::Eval).unwrap().activated().unwrap().to_vec2::<f32>().unwrap();
+        assert_eq!(decoded, direct);
+        assert!(model.decode_from(&code, 2).is_err(), "nothing follows the last layer");
     }
 
     #[test]

@@ -129,6 +129,10 @@ pub enum TransformSet {
     /// Salt-and-pepper noise at each level: every pixel independently set to 0 or 1 with
     /// probability `level`, half each, drawn from a seed derived from the run's seed.
     SaltAndPepper { levels: Vec<f64> },
+    /// An autoencoder's decoder as a generator: `steps` codes on the line between the codes of two
+    /// test digits (for `pairs` pairs of classes), and `samples` codes drawn from a Gaussian fitted to
+    /// the test images' codes, each decoded to an image.
+    Generate { pairs: usize, steps: usize, samples: usize },
 }
 
 /// One transform of a [`TransformSet`].
@@ -145,6 +149,14 @@ pub enum Transform {
         level: f64,
         seed: u64,
     },
+    /// The test images as they are; the model's codes are decoded (see [`TransformSet::Generate`]),
+    /// the random ones drawn from `seed`.
+    Generate {
+        pairs: usize,
+        steps: usize,
+        samples: usize,
+        seed: u64,
+    },
 }
 
 impl TransformSet {
@@ -158,6 +170,9 @@ impl TransformSet {
             TransformSet::SaltAndPepper { levels } => {
                 let seed = noise_seed(run_seed);
                 levels.iter().map(|&level| Transform::SaltAndPepper { level, seed }).collect()
+            }
+            &TransformSet::Generate { pairs, steps, samples } => {
+                vec![Transform::Generate { pairs, steps, samples, seed: noise_seed(run_seed) }]
             }
         }
     }
@@ -181,6 +196,7 @@ impl Transform {
                 AxisValue { axis: "pixels".into(), value: pixels.into() },
             ],
             Transform::SaltAndPepper { level, .. } => vec![AxisValue { axis: "level".into(), value: level.into() }],
+            Transform::Generate { .. } => vec![AxisValue { axis: "generated".into(), value: "decoded codes".into() }],
         }
     }
 }
@@ -391,6 +407,16 @@ impl Catalogue {
                 if let TransformSet::SaltAndPepper { levels } = &study.transform {
                     if levels.is_empty() || levels.iter().any(|l| !(0.0..=1.0).contains(l)) {
                         bail!("{origin}: salt-and-pepper levels must be in [0, 1], at least one");
+                    }
+                }
+                if let TransformSet::Generate { pairs, steps, .. } = study.transform {
+                    if pairs == 0 || pairs > 5 || steps < 2 {
+                        bail!("{origin}: generation needs 1–5 pairs of the 10 classes and at least 2 steps between their codes");
+                    }
+                    for model in &study.models {
+                        if self.experiment(model).is_some_and(|e| e.train.loss.has_accuracy()) {
+                            bail!("{origin}: {model} is a classifier, not an autoencoder whose decoder generates");
+                        }
                     }
                 }
                 if let Some(classifier) = &study.classifier {

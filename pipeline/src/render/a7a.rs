@@ -34,6 +34,7 @@ struct Page {
     q3a: Cnns,
     q3b: ConvVsDense,
     q4: Denoising,
+    q4d: Generation,
 }
 
 pub fn page(input: &RenderInput<'_>) -> Result<BuiltPage> {
@@ -74,6 +75,7 @@ pub fn page(input: &RenderInput<'_>) -> Result<BuiltPage> {
     };
 
     let q4 = denoising(input, experiment("a7a.autoencoder")?, "a7a.denoise", &q3a.best.id, &mut figures)?;
+    let q4d = generation(input.run_dir, "a7a.generate", "a7a.autoencoder", &mut figures)?;
 
     let summary = format!(
         "The base network reaches {:.2}% in {} epochs; weight decay {} is best ({:.2}% final); the best CNN, {}, reaches {:.2}%.",
@@ -84,7 +86,7 @@ pub fn page(input: &RenderInput<'_>) -> Result<BuiltPage> {
         q3a.best.id,
         q3a.best.final_acc.mean * 100.0,
     );
-    let page = Page { summary, data: data_view(input, experiment("a7a.base")?.validation)?, base, loss, q2d, q3a, q3b, q4 };
+    let page = Page { summary, data: data_view(input, experiment("a7a.base")?.validation)?, base, loss, q2d, q3a, q3b, q4, q4d };
     Ok(BuiltPage { title: format!("a7a — {}", assignment.title), context: serde_json::to_value(page)?, figures })
 }
 
@@ -516,22 +518,71 @@ fn diagram_layers(experiment: &Experiment) -> Result<Vec<nnlab_report::DiagramLa
     Ok(layers)
 }
 
-/// The sample images of every level that replicate 1 of `experiment` was evaluated at.
-fn sample_images(run_dir: &std::path::Path, study: &str, experiment: &str) -> Result<Vec<(f64, crate::store::SampleImages)>> {
+/// q4d: what the decoder of replicate 1 makes of interpolated and of random codes.
+#[derive(Serialize)]
+struct Generation {
+    code_layer: String,
+    code_size: usize,
+    steps: usize,
+    pairs: Vec<String>,
+    samples: usize,
+    clipped_at_zero: bool,
+    interpolation_figure: String,
+    samples_figure: String,
+}
+
+fn generation(run_dir: &std::path::Path, study: &str, experiment: &str, figures: &mut Vec<FigureFile>) -> Result<Generation> {
+    let generated = evaluation_results(run_dir, study, experiment)?
+        .into_iter()
+        .find_map(|(_, result)| result.generated)
+        .with_context(|| format!("{study}: replicate 1 of {experiment} generated nothing"))?;
+    let [height, width, _] = generated.shape;
+    let interpolation_figure = format!("figures/{study}-interpolations.png");
+    let samples_figure = format!("figures/{study}-samples.png");
+    let grid = |rows: Vec<Vec<Vec<u8>>>| nnlab_report::ImageGrid { height, width, rows, scale: 2 };
+    let steps = generated.interpolations.first().map_or(0, Vec::len);
+    figures.push(FigureFile { path: interpolation_figure.clone(), figure: Figure::Images(grid(generated.interpolations)) });
+    let per_row = 8.min(generated.samples.len().max(1));
+    let sample_rows: Vec<Vec<Vec<u8>>> =
+        generated.samples.chunks(per_row).filter(|r| r.len() == per_row).map(<[_]>::to_vec).collect();
+    let samples = sample_rows.len() * per_row;
+    figures.push(FigureFile { path: samples_figure.clone(), figure: Figure::Images(grid(sample_rows)) });
+    Ok(Generation {
+        code_layer: generated.code_layer,
+        code_size: generated.code_size,
+        steps,
+        pairs: generated.pair_classes.iter().map(|[a, b]| format!("{a} → {b}")).collect(),
+        samples,
+        clipped_at_zero: generated.clipped_at_zero,
+        interpolation_figure,
+        samples_figure,
+    })
+}
+
+/// The results of `study` for replicate 1 of `experiment`, with their transforms.
+fn evaluation_results(
+    run_dir: &std::path::Path,
+    study: &str,
+    experiment: &str,
+) -> Result<Vec<(crate::catalogue::Transform, crate::store::EvalResult)>> {
     let path = run_dir.join("evaluations.json");
     let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
     let jobs: Vec<crate::plan::EvalJob> =
         serde_json::from_str(&text).with_context(|| format!("{} is not valid", path.display()))?;
     let store = crate::store::RunStore::open(run_dir)?;
-    let mut out = Vec::new();
-    for job in
-        jobs.iter().filter(|j| j.evaluation == study && j.trained.spec.experiment == experiment && j.trained.spec.replicate == 1)
-    {
-        let crate::catalogue::Transform::SaltAndPepper { level, .. } = job.transform else { continue };
-        let result = store.load_evaluation(job)?;
-        if let Some(samples) = result.reconstruction.and_then(|r| r.samples) {
-            out.push((level, samples));
-        }
-    }
-    Ok(out)
+    jobs.iter()
+        .filter(|j| j.evaluation == study && j.trained.spec.experiment == experiment && j.trained.spec.replicate == 1)
+        .map(|job| Ok((job.transform, store.load_evaluation(job)?)))
+        .collect()
+}
+
+/// The sample images of every level that replicate 1 of `experiment` was evaluated at.
+fn sample_images(run_dir: &std::path::Path, study: &str, experiment: &str) -> Result<Vec<(f64, crate::store::SampleImages)>> {
+    Ok(evaluation_results(run_dir, study, experiment)?
+        .into_iter()
+        .filter_map(|(transform, result)| match transform {
+            crate::catalogue::Transform::SaltAndPepper { level, .. } => Some((level, result.reconstruction?.samples?)),
+            _ => None,
+        })
+        .collect())
 }
