@@ -46,7 +46,7 @@ PEER_VENV ?= .venv-peer
 .PHONY: bench-peer
 # Both sides run back to back on the same machine and end in one table, reports/bench/comparison.{md,csv}.
 PEER_MODELS ?= a1.softmax_regression a1.dense_linear a1.dense_relu a1.cnn a1.cnn_dropout a1.cifar_cnn \
-	a7a.base a7a.weight_decay a7a.cnn1 a7a.cnn2 a7a.cnn3 a7a.cnn4 a7a.cnn5 a7a.cnn6 \
+	a7a.base a7a.weight_decay a7a.cnn1 a7a.cnn2 a7a.cnn3 a7a.cnn4 a7a.cnn5 a7a.cnn6 a7a.autoencoder \
 	a7b.dense125 a7b.dense100 a7b.cnn tp.logreg tp.mlp tp.cnn
 bench-peer:
 	test -x $(PEER_VENV)/bin/python || (python3 -m venv $(PEER_VENV) && $(PEER_VENV)/bin/pip install tensorflow-cpu)

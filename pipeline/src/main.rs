@@ -416,6 +416,13 @@ fn set_threads(requested: Option<usize>) -> Result<usize> {
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
     std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
-    rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().context("cannot set up the compute thread pool")?;
+    // Every thread that computes (the pool's and this one, which takes part in parallel work) flushes
+    // subnormals to zero, as TensorFlow's do.
+    nnlab_nn::float_mode::flush_subnormals_on_this_thread();
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .start_handler(|_| nnlab_nn::float_mode::flush_subnormals_on_this_thread())
+        .build_global()
+        .context("cannot set up the compute thread pool")?;
     Ok(threads)
 }

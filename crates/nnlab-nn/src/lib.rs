@@ -4,6 +4,7 @@
 pub mod allocator;
 pub mod data;
 pub mod error;
+pub mod float_mode;
 pub mod init;
 pub mod kernels;
 pub mod loss;
