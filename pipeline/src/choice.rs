@@ -74,12 +74,7 @@ pub fn choose(choice: &ChoiceSpec, tables: &Tables) -> Result<Chosen> {
 
 /// The choices recorded in a run directory (none if it made none).
 pub fn load(run_dir: &std::path::Path) -> Result<Vec<Chosen>> {
-    let path = run_dir.join(CHOICES_FILE);
-    if !path.exists() {
-        return Ok(Vec::new());
-    }
-    let text = std::fs::read_to_string(&path)?;
-    serde_json::from_str(&text).map_err(|e| anyhow!("{} is not valid: {e}", path.display()))
+    crate::store::read_list(&run_dir.join(CHOICES_FILE))
 }
 
 #[cfg(test)]

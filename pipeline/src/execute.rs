@@ -228,7 +228,7 @@ fn generate(model: &Model, test: &nnlab_nn::Dataset, request: GenerateRequest) -
         ref other => anyhow::bail!("generated images need test images shaped (height, width, channels), not {other:?}"),
     };
     let to_images = |codes: Vec<f32>, count: usize| -> Result<Vec<Vec<u8>>> {
-        let codes = candle_core::Tensor::from_vec(codes, (count, size), codes_device(&input))?;
+        let codes = candle_core::Tensor::from_vec(codes, (count, size), input.x.device())?;
         let decoded = model.decode_from(&codes, code)?.to_vec2::<f32>()?;
         Ok(decoded.iter().map(|image| image.iter().map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8).collect()).collect())
     };
@@ -256,7 +256,7 @@ fn generate(model: &Model, test: &nnlab_nn::Dataset, request: GenerateRequest) -
     let mut drawn = Vec::with_capacity(request.samples * size);
     for _ in 0..request.samples {
         for d in 0..size {
-            let value = mean[d] + std[d] * standard_normal(&mut rng) as f32;
+            let value = mean[d] + std[d] * nnlab_nn::model::standard_normal(&mut rng) as f32;
             drawn.push(if code_is_relu { value.max(0.0) } else { value });
         }
     }
@@ -269,17 +269,6 @@ fn generate(model: &Model, test: &nnlab_nn::Dataset, request: GenerateRequest) -
         samples: to_images(drawn, request.samples)?,
         clipped_at_zero: code_is_relu,
     })
-}
-
-fn codes_device(data: &nnlab_nn::Dataset) -> &Device {
-    data.x.device()
-}
-
-/// One N(0, 1) draw by the Box–Muller transform.
-fn standard_normal(rng: &mut impl rand::Rng) -> f64 {
-    let u1: f64 = 1.0 - rng.random::<f64>(); // in (0, 1], so ln is finite
-    let u2: f64 = rng.random();
-    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
 }
 
 /// A trained job's model with its stored weights.

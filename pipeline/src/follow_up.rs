@@ -54,10 +54,5 @@ pub fn choose(catalogue: &Catalogue, profile: &Profile, experiment: &Experiment,
 
 /// The choices recorded in a run directory (none if it has no follow-ups).
 pub fn load_choices(run_dir: &std::path::Path) -> Result<Vec<Choice>> {
-    let path = run_dir.join(CHOICES_FILE);
-    if !path.exists() {
-        return Ok(Vec::new());
-    }
-    let text = std::fs::read_to_string(&path)?;
-    serde_json::from_str(&text).map_err(|e| anyhow!("{} is not valid: {e}", path.display()))
+    crate::store::read_list(&run_dir.join(CHOICES_FILE))
 }

@@ -45,6 +45,15 @@ pub struct JobResult {
     pub point: Vec<AxisValue>,
 }
 
+/// A JSON list the run may not have written (no follow-ups, no choices): empty if the file is absent.
+pub fn read_list<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let text = fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not valid", path.display()))
+}
+
 /// The trained weights, safetensors, beside every finished training job's result.
 pub const WEIGHTS_FILE: &str = "model.safetensors";
 

@@ -385,7 +385,7 @@ fn draw_per_element(len: usize, rng: &mut ChaCha8Rng, draw: impl Fn(&mut ChaCha8
 }
 
 /// One N(0, 1) draw by the Box–Muller transform (keeps the dependency list short).
-fn standard_normal(rng: &mut ChaCha8Rng) -> f64 {
+pub fn standard_normal(rng: &mut ChaCha8Rng) -> f64 {
     let u1: f64 = 1.0 - rng.random::<f64>(); // in (0, 1], so ln is finite
     let u2: f64 = rng.random();
     (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
