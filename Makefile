@@ -64,8 +64,8 @@ tsne-peer:
 	$(PEER_VENV)/bin/python bench/tsne_peer.py $(MNIST_DIR)/t10k-images-idx3-ubyte.gz $(MNIST_DIR)/t10k-labels-idx1-ubyte.gz 1000 10000
 
 # Fidelity to Keras in distribution (optional): the cheap models trained under Keras with the
-# catalogue's own settings and FIDELITY_SEEDS seeds, then by nnlab, then one table with Welch's test
-# per model (reports/fidelity/fidelity.md). PROFILE=quick for a fast look.
+# catalogue's own settings and FIDELITY_SEEDS seeds, then by nnlab, then `nnlab compare` of the two
+# (reports/fidelity/compare.html). PROFILE=quick for a fast look.
 FIDELITY_MODELS ?= a1.dense_linear a1.dense_relu a1.softmax_regression tp.logreg tp.mlp
 FIDELITY_SEEDS ?= 3
 .PHONY: fidelity-peer keras-replay
@@ -76,7 +76,7 @@ fidelity-peer:
 	$(NNLAB) catalogue > reports/fidelity/catalogue.json
 	$(PEER_VENV)/bin/python bench/keras_fidelity.py --catalogue reports/fidelity/catalogue.json --mnist $(MNIST_DIR) --profile $(PROFILE) --seeds $(FIDELITY_SEEDS) $(FIDELITY_MODELS) | tee reports/fidelity/keras-$(PROFILE).jsonl
 	$(NNLAB) run --profile $(PROFILE) --seed $(SEED) --run-dir runs/fidelity-$(PROFILE) --no-render $(addprefix --only ,$(FIDELITY_MODELS))
-	$(NNLAB) fidelity --run-dir runs/fidelity-$(PROFILE) --peer reports/fidelity/keras-$(PROFILE).jsonl
+	$(NNLAB) compare runs/fidelity-$(PROFILE) reports/fidelity/keras-$(PROFILE).jsonl --out-dir reports/fidelity
 
 # Regenerates the Keras trajectory fixtures that tests/keras_replay.rs replays (needs pip).
 keras-replay:

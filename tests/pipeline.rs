@@ -214,6 +214,7 @@ fn smoke_pipeline_end_to_end_then_a_rerun_recomputes_nothing() {
     assert!(first.projections.iter().all(|p| p.status == "ran"));
     check_a7b_report(&run_dir, &report_dir, &tables, &catalogue);
     check_a7a_report(&run_dir, &report_dir, &tables);
+    check_answer_key_and_grading(&run_dir, &report_dir, &tables);
     smoke_snapshot::check(&run_dir);
 
     // A second invocation finds every job and projection finished and recomputes nothing.
@@ -229,6 +230,94 @@ fn smoke_pipeline_end_to_end_then_a_rerun_recomputes_nothing() {
     assert!(second.projections.iter().all(|p| p.status == "reused"));
     assert_eq!(std::fs::read_to_string(run_dir.join("tables/final.csv")).unwrap(), final_csv);
     assert_eq!(std::fs::read_to_string(run_dir.join("tables/separation.csv")).unwrap(), separation_csv);
+}
+
+/// The answer key beside the reports lists every answer the pages print, as printed and with the
+/// table's values; `nnlab key` gives it byte for byte again; a submission of the run's own values
+/// grades all within, and shifted, missing and unknown answers grade exactly as such.
+fn check_answer_key_and_grading(run_dir: &Path, report_dir: &Path, tables: &Tables) {
+    use nnlab::key::{AnswerKey, AnswerKind};
+    let key_path = report_dir.join("key.toml");
+    let key = AnswerKey::read(&key_path).unwrap();
+    assert_eq!(key.run.profile, "smoke");
+    for keyed in &key.answers {
+        let html = std::fs::read_to_string(report_dir.join(format!("{}.html", keyed.page))).unwrap();
+        assert_eq!(nnlab_text(&answer(&html, &keyed.id)), keyed.shown, "{}", keyed.id);
+    }
+    let q5 = key.answer("a1.q5.test_acc").expect("a1.q5.test_acc is keyed");
+    let stat = tables.stat("a1.dense_linear", "test_acc").unwrap();
+    assert_eq!((q5.mean, q5.std, q5.n), (Some(stat.mean), stat.std, Some(stat.n as u64)));
+    assert_eq!(q5.unit.as_deref(), Some("fraction"));
+    assert!(q5.low.unwrap() < stat.mean && stat.mean < q5.high.unwrap());
+    assert!(key.answers.iter().any(|a| a.kind == AnswerKind::Category), "a chosen model or cell is keyed as a category");
+    assert!(key.answers.len() >= 30, "{} answers", key.answers.len());
+
+    let tmp = tempfile::tempdir().unwrap();
+    let again = tmp.path().join("key.toml");
+    run_ok(&["key", run_dir.to_str().unwrap(), "--out", again.to_str().unwrap()]);
+    assert_eq!(std::fs::read(&again).unwrap(), std::fs::read(&key_path).unwrap(), "same run, byte-identical key");
+
+    // The run's own values: fractions as percentages, categories as text.
+    let mut own = String::new();
+    for answer in &key.answers {
+        let value = match (answer.kind, answer.unit.as_deref()) {
+            (AnswerKind::Category, _) => format!("{:?}", answer.value.as_ref().unwrap()),
+            (_, Some("fraction")) => format!("\"{} %\"", answer.mean.unwrap() * 100.0),
+            _ => format!("{:?}", answer.mean.unwrap()),
+        };
+        own += &format!("\"{}\" = {value}\n", answer.id);
+    }
+    let grade = |name: &str, text: &str| {
+        let submission = tmp.path().join(name);
+        std::fs::write(&submission, text).unwrap();
+        let out_dir = tmp.path().join(format!("grade-{name}"));
+        let out =
+            run_ok(&["grade", key_path.to_str().unwrap(), submission.to_str().unwrap(), "--out-dir", out_dir.to_str().unwrap()]);
+        assert!(out_dir.join("grade.html").is_file());
+        (String::from_utf8_lossy(&out.stdout).to_string(), std::fs::read_to_string(out_dir.join("grade.csv")).unwrap())
+    };
+    let total = key.answers.len();
+    let (summary, _) = grade("own.toml", &own);
+    assert!(summary.starts_with(&format!("{total} within, 0 outside, 0 missing, 0 unknown ids")), "{summary}");
+
+    // One value far off, one left out, one id the key does not know.
+    let numeric: Vec<_> = key.answers.iter().filter(|a| a.kind != AnswerKind::Category).collect();
+    let (shifted, left_out) = (numeric[0], numeric[1]);
+    let mut csv = String::from("id,value\n");
+    for answer in &key.answers {
+        if answer.id == left_out.id {
+            continue;
+        }
+        let value = match answer.kind {
+            AnswerKind::Category => answer.value.clone().unwrap(),
+            _ if answer.id == shifted.id => {
+                (answer.high.unwrap() + 10.0 * (answer.high.unwrap() - answer.low.unwrap()) + 2.0).to_string()
+            }
+            _ => answer.mean.unwrap().to_string(),
+        };
+        csv += &format!("{},\"{value}\"\n", answer.id);
+    }
+    csv += "a1.q99.no_such_answer,1\n";
+    let (summary, rows) = grade("shifted.csv", &csv);
+    assert!(summary.starts_with(&format!("{} within, 1 outside, 1 missing, 1 unknown ids", total - 2)), "{summary}");
+    let status =
+        |id: &str| rows.lines().find(|l| l.starts_with(&format!("\"{id}\","))).unwrap().rsplit(',').next().unwrap().to_string();
+    assert_eq!(status(&shifted.id), "outside");
+    assert_eq!(status(&left_out.id), "missing");
+    assert_eq!(status("a1.q99.no_such_answer"), "unknown id");
+
+    // A submission that cannot be read is refused, one line per problem.
+    let bad = tmp.path().join("bad.csv");
+    std::fs::write(&bad, format!("{0},ninety\n{0},1\n", numeric[0].id)).unwrap();
+    let out = nnlab(&["grade", key_path.to_str().unwrap(), bad.to_str().unwrap()], &[]).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("given more than once") && stderr.contains("`ninety` is not a number"), "{stderr}");
+}
+
+/// The HTML-escaped text of a page back as the page's Markdown printed it.
+fn nnlab_text(html: &str) -> String {
+    html.replace("&quot;", "\"").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 }
 
 /// The a7b report: sweeps, the follow-up's choice and the shift evaluations, each answer checked
@@ -467,6 +556,25 @@ fn same_seed_gives_identical_history_and_projections_another_seed_does_not() {
     let shared: Vec<_> = projections_c.values().filter(|p| projections_a.values().any(|q| q == *p)).collect();
     // Only the PCA of the raw pixels depends on no seed.
     assert_eq!(shared.len(), 1, "another seed must give other projections");
+
+    // `nnlab compare` says the same: a and b agree bit for bit, a and c differ.
+    let compare = |b: &str| {
+        let out_dir = tmp.path().join(format!("compare-{b}"));
+        let (a, b) = (tmp.path().join("a"), tmp.path().join(b));
+        run_ok(&["compare", a.to_str().unwrap(), b.to_str().unwrap(), "--out-dir", out_dir.to_str().unwrap()]);
+        let csv = std::fs::read_to_string(out_dir.join("compare.csv")).unwrap();
+        let html = std::fs::read_to_string(out_dir.join("compare.html")).unwrap();
+        assert!(out_dir.join("figures/compare_test_acc.svg").is_file());
+        (csv, html)
+    };
+    let (csv, html) = compare("b");
+    let acc_rows: Vec<&str> = csv.lines().filter(|l| l.contains(",test_acc,")).collect();
+    assert_eq!(acc_rows.len(), 2, "t1.mlp and t1.cnn: {csv}");
+    assert!(acc_rows.iter().all(|l| l.ends_with(",identical")), "{csv}");
+    assert!(html.contains("4 models trained with the same seed on both sides; 4 of them have"), "{html}");
+    let (csv, html) = compare("c");
+    assert!(csv.lines().filter(|l| l.contains(",test_acc,")).all(|l| !l.ends_with(",identical")), "{csv}");
+    assert!(!html.contains("trained with the same seed on both sides"), "seeds 7 and 8 share no replicate seed");
 }
 
 #[test]

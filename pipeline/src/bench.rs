@@ -104,6 +104,17 @@ pub fn csv(rows: &[BenchRow]) -> String {
     out
 }
 
+/// Every row as one JSON object per line, each timed epoch's samples/s included: what `nnlab
+/// compare` reads to compare two bench outputs with statistics.
+pub fn json_lines(rows: &[BenchRow]) -> Result<String> {
+    let mut out = String::new();
+    for row in rows {
+        out += &serde_json::to_string(row)?;
+        out.push('\n');
+    }
+    Ok(out)
+}
+
 /// One model's throughput under the Keras/TensorFlow peer (`bench/keras_peer.py`, one JSON object
 /// per line); fields beyond these are ignored.
 #[derive(Debug, Clone, Deserialize)]

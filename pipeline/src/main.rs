@@ -123,18 +123,51 @@ enum Command {
         #[command(flatten)]
         threads: Threads,
     },
-    /// Put a run's replicates beside the Keras peer's (bench/keras_fidelity.py, `make fidelity-peer`):
-    /// per experiment, test accuracy and loss as mean ± std with Welch's test, and how much
-    /// validation accuracy jumps between epochs; writes fidelity.md and fidelity.csv
-    Fidelity {
-        /// The nnlab run directory (its tables/)
-        #[arg(long)]
-        run_dir: PathBuf,
-        /// JSON lines of the Keras peer, one trained model each
-        #[arg(long)]
-        peer: PathBuf,
+    /// Compare B against A: two run directories (two machines, builds or thread counts), two `nnlab
+    /// bench` output directories, or a run and a peer's JSON lines (e.g. `bench/keras_fidelity.py`).
+    /// Per experiment and sweep point: each side's mean ± std (n) of test accuracy, test loss and
+    /// throughput, the change with a 95% interval, Welch's test and a verdict (no change, within
+    /// noise, improved, regressed); which same-seed histories are bit-identical; the two manifests.
+    /// Writes compare.md, compare.html, compare.csv and figures/ into --out-dir
+    Compare {
+        /// Side A (the baseline)
+        a: PathBuf,
+        /// Side B
+        b: PathBuf,
         /// Output directory
-        #[arg(long, default_value = "reports/fidelity")]
+        #[arg(long, default_value = "reports/compare")]
+        out_dir: PathBuf,
+        /// Accuracy changes smaller than this (points of percentage) are noise
+        #[arg(long, default_value_t = nnlab::compare::Noise::default().acc_points)]
+        acc_noise: f64,
+        /// Loss changes smaller than this fraction of A's loss are noise
+        #[arg(long, default_value_t = nnlab::compare::Noise::default().loss_relative)]
+        loss_noise: f64,
+        /// Throughput ratios within 1 ± this are noise
+        #[arg(long, default_value_t = nnlab::compare::Noise::default().speed_relative)]
+        speed_noise: f64,
+    },
+    /// Write the answer key of a finished run: every answer its report pages print, with mean, std, n,
+    /// unit and the interval a grader accepts (the 95% prediction interval of one new replicate,
+    /// widened to the printed precision), and categorical answers as text. The same run gives a
+    /// byte-identical key; `nnlab run` and `nnlab render` also write it as key.toml beside the reports
+    Key {
+        /// The run directory
+        run_dir: PathBuf,
+        /// Write the key here instead of to standard output
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Grade a submission against an answer key: a TOML (`"a1.q5.test_acc" = 97.7`) or CSV
+    /// (`id,value`) file; percentages and fractions are both read, as the key states. Writes
+    /// grade.md, grade.html and grade.csv: per answer within / outside / missing / unknown id
+    Grade {
+        /// The answer key (key.toml of a rendered run, or `nnlab key` output)
+        key: PathBuf,
+        /// The submission (.toml or .csv)
+        submission: PathBuf,
+        /// Output directory
+        #[arg(long, default_value = "reports/grade")]
         out_dir: PathBuf,
     },
     /// Render the reports of a finished run
@@ -288,7 +321,10 @@ fn execute(command: Command, sources: Sources) -> Result<()> {
             let threads = set_threads(threads.threads)?;
             bench(&sources, &experiments, runs, seconds, &out_dir, peer.as_deref(), threads)?;
         }
-        Command::Fidelity { run_dir, peer, out_dir } => fidelity(&run_dir, &peer, &out_dir)?,
+        Command::Compare { a, b, out_dir, acc_noise, loss_noise, speed_noise } => {
+            let noise = nnlab::compare::Noise { acc_points: acc_noise, loss_relative: loss_noise, speed_relative: speed_noise };
+            compare(&a, &b, noise, &sources.templates, &out_dir)?;
+        }
         Command::Catalogue => {
             let catalogue = nnlab::catalogue::Catalogue::load(&sources.catalogue)?;
             let mut entries = Vec::new();
@@ -300,6 +336,30 @@ fn execute(command: Command, sources: Sources) -> Result<()> {
                 }
             }
             println!("{}", serde_json::to_string_pretty(&entries)?);
+        }
+        Command::Key { run_dir, out } => {
+            let key = stages::answer_key(&sources, &run_dir)?.to_toml()?;
+            match out {
+                Some(path) => {
+                    nnlab_report::write_atomic(&path, key.as_bytes())?;
+                    eprintln!("wrote {}", path.display());
+                }
+                None => print!("{key}"),
+            }
+        }
+        Command::Grade { key, submission, out_dir } => {
+            let answer_key = nnlab::key::AnswerKey::read(&key)?;
+            let submitted = nnlab::grade::read_submission(&submission)?;
+            let grade = nnlab::grade::grade(&answer_key, &submitted)?;
+            let page = nnlab::grade::write(&grade, &answer_key, &key, &submission, &sources.templates, &out_dir)?;
+            println!(
+                "{} within, {} outside, {} missing, {} unknown ids; wrote {}",
+                grade.within,
+                grade.outside,
+                grade.missing,
+                grade.unknown,
+                page.display()
+            );
         }
         Command::Render { dirs, profile } => {
             let run_dir = dirs.run_dir(&profile);
@@ -376,6 +436,7 @@ fn bench(
     let table = nnlab::bench::markdown(&rows, &fingerprint);
     nnlab_report::write_atomic(&out_dir.join("throughput.md"), table.as_bytes())?;
     nnlab_report::write_atomic(&out_dir.join("throughput.csv"), nnlab::bench::csv(&rows).as_bytes())?;
+    nnlab_report::write_atomic(&out_dir.join("throughput.jsonl"), nnlab::bench::json_lines(&rows)?.as_bytes())?;
     println!("{table}");
     if let Some(peers) = peers {
         let comparison = nnlab::bench::comparison_markdown(&rows, &peers, &fingerprint);
@@ -386,19 +447,24 @@ fn bench(
     Ok(())
 }
 
-fn fidelity(run_dir: &std::path::Path, peer: &std::path::Path, out_dir: &std::path::Path) -> Result<()> {
-    let text = std::fs::read_to_string(peer).with_context(|| format!("cannot read {}", peer.display()))?;
-    let peer_runs = nnlab::fidelity::parse_peer(&text).with_context(|| peer.display().to_string())?;
-    let tables = nnlab::tables::Tables::read(&run_dir.join("tables"))?;
-    let rows = nnlab::fidelity::pair(&tables, &peer_runs)?;
-    if rows.is_empty() {
-        anyhow::bail!("{} and {} share no experiment", run_dir.display(), peer.display());
-    }
+fn compare(
+    a: &std::path::Path,
+    b: &std::path::Path,
+    noise: nnlab::compare::Noise,
+    templates: &std::path::Path,
+    out_dir: &std::path::Path,
+) -> Result<()> {
+    use nnlab::compare::{Comparison, Side};
+    let (side_a, side_b) = (Side::load(a)?, Side::load(b)?);
+    let comparison = Comparison::new(&side_a, &side_b, noise)?;
     std::fs::create_dir_all(out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
-    let table = nnlab::fidelity::markdown(&rows, &run_dir.display().to_string(), &peer.display().to_string());
-    nnlab_report::write_atomic(&out_dir.join("fidelity.md"), table.as_bytes())?;
-    nnlab_report::write_atomic(&out_dir.join("fidelity.csv"), nnlab::fidelity::csv(&rows).as_bytes())?;
-    println!("{table}");
+    let page = nnlab::compare::page::write(&comparison, &side_a, &side_b, templates, out_dir)?;
+    for row in comparison.rows.iter().filter(|r| r.verdict != nnlab::compare::Verdict::Identical) {
+        let point = if row.point.is_empty() { String::new() } else { format!(" [{}]", row.point) };
+        println!("{}{point} {}: {}", row.experiment, row.metric.name(), row.verdict.text());
+    }
+    let identical = comparison.rows.iter().filter(|r| r.verdict == nnlab::compare::Verdict::Identical).count();
+    println!("{identical} of {} rows identical; wrote {}", comparison.rows.len(), page.display());
     Ok(())
 }
 

@@ -12,6 +12,7 @@ use crate::choice::{self, Chosen};
 use crate::datasets::{DataCache, DataConfig};
 use crate::execute::{run_evaluations, run_jobs};
 use crate::follow_up::{self, Choice};
+use crate::key::AnswerKey;
 use crate::manifest::{self, Hardware, ProjectionEntry, RunManifest};
 use crate::plan::{plan, plan_evaluations, plan_follow_up, selects, EvalJob, Job, Selection};
 use crate::profile::Profile;
@@ -256,6 +257,21 @@ pub fn aggregate_projections(store: &RunStore, projections: &[ProjectionJob]) ->
 
 /// Renders the reports of a finished run into `out_dir`.
 pub fn render(sources: &Sources, run_dir: &Path, out_dir: &Path) -> Result<Vec<PathBuf>> {
+    with_render_input(sources, run_dir, out_dir, |input| render_run(input, &sources.templates))
+}
+
+/// The answer key of a finished run (its pages rendered in memory; nothing is written).
+pub fn answer_key(sources: &Sources, run_dir: &Path) -> Result<AnswerKey> {
+    with_render_input(sources, run_dir, run_dir, |input| crate::render::answer_key(input, &sources.templates))
+}
+
+/// Loads what rendering a finished run needs and hands it to `f`.
+fn with_render_input<T>(
+    sources: &Sources,
+    run_dir: &Path,
+    out_dir: &Path,
+    f: impl FnOnce(&RenderInput<'_>) -> Result<T>,
+) -> Result<T> {
     let manifest_path = run_dir.join("manifest.json");
     let text = std::fs::read_to_string(&manifest_path)
         .with_context(|| format!("cannot read {} (has this run been started?)", manifest_path.display()))?;
@@ -277,7 +293,7 @@ pub fn render(sources: &Sources, run_dir: &Path, out_dir: &Path) -> Result<Vec<P
         run_dir,
         out_dir,
     };
-    render_run(&input, &sources.templates)
+    f(&input)
 }
 
 /// Points `<reports>/latest` at `out_dir` (a relative symlink), replacing the previous one atomically.

@@ -8,6 +8,8 @@ use statrs::distribution::{ContinuousCDF, StudentsT};
 pub struct Welch {
     /// mean(a) - mean(b)
     pub difference: f64,
+    /// Standard error of the difference.
+    pub se: f64,
     pub t: f64,
     pub df: f64,
     /// Two-sided p-value.
@@ -30,11 +32,69 @@ pub fn welch(a: &[f64], b: &[f64]) -> Option<Welch> {
     let df = se2 * se2 / (sa * sa / (a.len() - 1) as f64 + sb * sb / (b.len() - 1) as f64);
     let dist = StudentsT::new(0.0, 1.0, df).ok()?;
     let p = 2.0 * (1.0 - dist.cdf(t.abs()));
-    Some(Welch { difference: ma - mb, t, df, p })
+    Some(Welch { difference: ma - mb, se: se2.sqrt(), t, df, p })
+}
+
+/// A 95% interval for mean(a) − mean(b), on Welch's degrees of freedom; `None` where the test is
+/// undefined.
+pub fn difference_interval(a: &[f64], b: &[f64]) -> Option<(f64, f64)> {
+    let w = welch(a, b)?;
+    let half = t_quantile(w.df)? * w.se;
+    Some((w.difference - half, w.difference + half))
+}
+
+/// The ratio mean(b) / mean(a) with a 95% interval, taken on the log scale (delta method, Welch's
+/// degrees of freedom) so that it stays positive and a 2× speed-up and a 2× slow-down are symmetric.
+/// `None` for non-positive means or where the test is undefined.
+pub fn ratio_interval(a: &[f64], b: &[f64]) -> Option<(f64, f64, f64)> {
+    if a.len() < 2 || b.len() < 2 {
+        return None;
+    }
+    let (ma, va) = mean_var(a);
+    let (mb, vb) = mean_var(b);
+    if ma <= 0.0 || mb <= 0.0 {
+        return None;
+    }
+    // Relative squared standard errors: the variances of log(mean) to first order.
+    let (ra, rb) = (va / a.len() as f64 / (ma * ma), vb / b.len() as f64 / (mb * mb));
+    let se2 = ra + rb;
+    if se2 <= 0.0 {
+        return None;
+    }
+    let df = se2 * se2 / (ra * ra / (a.len() - 1) as f64 + rb * rb / (b.len() - 1) as f64);
+    let half = t_quantile(df)? * se2.sqrt();
+    let ratio = mb / ma;
+    Some((ratio, ratio * (-half).exp(), ratio * half.exp()))
+}
+
+/// The interval in which one new replicate should fall 95% of the time, given `xs`:
+/// mean ± t(n−1)·s·√(1 + 1/n). `None` for fewer than two values.
+pub fn prediction_interval(xs: &[f64]) -> Option<(f64, f64)> {
+    if xs.len() < 2 {
+        return None;
+    }
+    let n = xs.len() as f64;
+    let (mean, var) = mean_var(xs);
+    let half = t_quantile(n - 1.0)? * var.sqrt() * (1.0 + 1.0 / n).sqrt();
+    Some((mean - half, mean + half))
+}
+
+/// Same for a summary (mean, sample std, n) when the values themselves are not at hand.
+pub fn prediction_interval_of(mean: f64, std: f64, n: usize) -> Option<(f64, f64)> {
+    if n < 2 || !std.is_finite() {
+        return None;
+    }
+    let half = t_quantile(n as f64 - 1.0)? * std * (1.0 + 1.0 / n as f64).sqrt();
+    Some((mean - half, mean + half))
+}
+
+/// The two-sided 95% quantile of Student's t with `df` degrees of freedom.
+fn t_quantile(df: f64) -> Option<f64> {
+    Some(StudentsT::new(0.0, 1.0, df).ok()?.inverse_cdf(0.975))
 }
 
 /// Mean and sample variance (n - 1).
-fn mean_var(xs: &[f64]) -> (f64, f64) {
+pub fn mean_var(xs: &[f64]) -> (f64, f64) {
     let n = xs.len() as f64;
     let mean = xs.iter().sum::<f64>() / n;
     let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
@@ -54,6 +114,36 @@ mod tests {
         // Two-sided p for t = 3.674 with 4 df is 0.02131 (t tables).
         assert!((w.p - 0.02131).abs() < 2e-4, "{}", w.p);
         assert_eq!(w.difference, -3.0);
+    }
+
+    #[test]
+    fn difference_interval_is_t_times_the_standard_error() {
+        // Same data as above: se = sqrt(2/3) = 0.8165, t(0.975, 4) = 2.7764 → half-width 2.2669.
+        let (lo, hi) = difference_interval(&[1.0, 2.0, 3.0], &[4.0, 5.0, 6.0]).unwrap();
+        assert!((lo + 5.2669).abs() < 1e-3 && (hi + 0.7331).abs() < 1e-3, "{lo} {hi}");
+    }
+
+    #[test]
+    fn equal_means_have_an_interval_around_zero() {
+        let (lo, hi) = difference_interval(&[1.0, 2.0, 3.0], &[1.0, 2.0, 3.0]).unwrap();
+        assert!(lo < 0.0 && hi > 0.0 && (lo + hi).abs() < 1e-12, "{lo} {hi}");
+    }
+
+    #[test]
+    fn ratio_interval_is_symmetric_on_the_log_scale() {
+        let (ratio, lo, hi) = ratio_interval(&[99.0, 100.0, 101.0], &[198.0, 200.0, 202.0]).unwrap();
+        assert!((ratio - 2.0).abs() < 1e-12);
+        assert!(lo < 2.0 && hi > 2.0 && ((ratio / lo) - (hi / ratio)).abs() < 1e-12, "{lo} {hi}");
+        assert!(ratio_interval(&[0.0, 0.0], &[1.0, 2.0]).is_none());
+    }
+
+    #[test]
+    fn prediction_interval_widens_the_spread_by_one_new_draw() {
+        // mean 2, s 1, n 3: t(0.975, 2) = 4.3027, √(4/3) = 1.1547 → half-width 4.9683.
+        let (lo, hi) = prediction_interval(&[1.0, 2.0, 3.0]).unwrap();
+        assert!((lo + 2.9683).abs() < 1e-3 && (hi - 6.9683).abs() < 1e-3, "{lo} {hi}");
+        assert_eq!(prediction_interval_of(2.0, 1.0, 3), Some((lo, hi)));
+        assert!(prediction_interval(&[1.0]).is_none());
     }
 
     #[test]

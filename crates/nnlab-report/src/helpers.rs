@@ -10,28 +10,61 @@
 //! | `{{pct x 2}}`                | `92.31%`                                 |
 //! | `{{mean_std s 4}}`           | `0.9231 ± 0.0012 (n = 3)`, `0.9231 (n = 1)` |
 //! | `{{pct_mean_std s 2}}`       | `92.31 ± 0.12 % (n = 3)`, `92.31 % (n = 1)` |
-//! | `{{answer "a1.q5" text}}`    | `<span class="answer" data-answer="a1.q5">text</span>` |
+//! | `{{answer "a1.q5" s pct=2}}` | `<span class="answer" data-answer="a1.q5">92.31 ± 0.12 % (n = 3)</span>` |
+//! | `{{answer "a1.p" x dec=4}}`  | the same span around `{{fmt x 4}}` (`mean_std` for a summary) |
+//! | `{{answer "a1.q9" v}}`       | the span around `v` as it is: a category (text) or an exact number |
 //! | `{{#if_gt a b}}…{{else}}…{{/if_gt}}`, `if_lt` | the first branch when `a > b` (`a < b`) |
 //!
 //! `s` is a replicate summary `{"mean": …, "std": … or null, "n": …}`; `std` is `null` only
-//! when `n = 1`.
+//! when `n = 1`. Every `answer` is also recorded, value and all, in the renderer's [`AnswerLog`]:
+//! the answer key is built from what the pages actually print.
 
 use handlebars::{
     Context, Handlebars, Helper, HelperDef, HelperResult, Output, PathAndJson, RenderContext, RenderError, RenderErrorReason,
     Renderable, ScopedJson,
 };
+use serde::Serialize;
 use serde_json::Value;
+use std::sync::{Arc, Mutex};
 
 /// More decimals than an f64 carries would print noise.
 const MAX_DECIMALS: u64 = 15;
 
-/// Registers every helper of this module on `registry`.
-pub(crate) fn register(registry: &mut Handlebars<'_>) {
+/// One answer a page printed: its id, the text shown and the value behind it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecordedAnswer {
+    pub id: String,
+    pub text: String,
+    /// A replicate summary `{mean, std, n, …}`, a number or a text, as the context held it.
+    pub value: Value,
+    /// Printed as a percentage of a fraction.
+    pub percent: bool,
+    /// Decimals printed (in the printed unit), where the helper formatted a number.
+    pub decimals: Option<usize>,
+}
+
+/// The answers recorded while rendering, in the order the pages printed them.
+#[derive(Debug, Clone, Default)]
+pub struct AnswerLog(Arc<Mutex<Vec<RecordedAnswer>>>);
+
+impl AnswerLog {
+    /// Everything recorded since the last call.
+    pub fn take(&self) -> Vec<RecordedAnswer> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+    }
+
+    fn push(&self, answer: RecordedAnswer) {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(answer);
+    }
+}
+
+/// Registers every helper of this module on `registry`; `answers` records what `answer` prints.
+pub(crate) fn register(registry: &mut Handlebars<'_>, answers: AnswerLog) {
     registry.register_helper("fmt", Box::new(FixedNumber { percent: false }));
     registry.register_helper("pct", Box::new(FixedNumber { percent: true }));
     registry.register_helper("mean_std", Box::new(ReplicateSummary { percent: false }));
     registry.register_helper("pct_mean_std", Box::new(ReplicateSummary { percent: true }));
-    registry.register_helper("answer", Box::new(AnswerSpan));
+    registry.register_helper("answer", Box::new(AnswerSpan { log: answers }));
     registry.register_helper("if_gt", Box::new(CompareBlock::greater()));
     registry.register_helper("if_lt", Box::new(CompareBlock::less()));
 }
@@ -87,14 +120,18 @@ impl HelperDef for ReplicateSummary {
     ) -> Result<ScopedJson<'rc>, RenderError> {
         let summary = MeanStd::from_param(h, 0)?;
         let decimals = decimals_param(h, 1)?;
-        let scale = if self.percent { 100.0 } else { 1.0 };
-        let unit = if self.percent { " %" } else { "" };
-        let mean = fixed(summary.mean * scale, decimals);
-        let text = match summary.std {
-            Some(std) => format!("{mean} ± {}{unit} (n = {})", fixed(std * scale, decimals), summary.n),
-            None => format!("{mean}{unit} (n = {})", summary.n),
-        };
-        Ok(ScopedJson::Derived(Value::String(text)))
+        Ok(ScopedJson::Derived(Value::String(summary_text(&summary, self.percent, decimals))))
+    }
+}
+
+/// `mean ± std (n = k)`, or `mean (n = 1)`; as a percentage of a fraction with `percent`.
+fn summary_text(summary: &MeanStd, percent: bool, decimals: usize) -> String {
+    let scale = if percent { 100.0 } else { 1.0 };
+    let unit = if percent { " %" } else { "" };
+    let mean = fixed(summary.mean * scale, decimals);
+    match summary.std {
+        Some(std) => format!("{mean} ± {}{unit} (n = {})", fixed(std * scale, decimals), summary.n),
+        None => format!("{mean}{unit} (n = {})", summary.n),
     }
 }
 
@@ -135,9 +172,13 @@ impl MeanStd {
     }
 }
 
-/// `{{answer "id" text}}`: wraps an already formatted figure in a span carrying its answer id,
-/// so tests and graders can find every reported figure in the HTML.
-struct AnswerSpan;
+/// `{{answer "id" value pct=d}}` (or `dec=d`, or neither): prints `value` — a replicate summary
+/// as `mean ± std (n)`, a number with `d` decimals, a text or an integer as it is — in a span
+/// carrying its answer id, so that tests and graders find every reported figure in the HTML, and
+/// records it in the answer log. A summary must say how it is printed.
+struct AnswerSpan {
+    log: AnswerLog,
+}
 
 impl HelperDef for AnswerSpan {
     fn call<'reg: 'rc, 'rc>(
@@ -152,12 +193,43 @@ impl HelperDef for AnswerSpan {
         let id = id_param.value().as_str().filter(|id| !id.is_empty()).ok_or_else(|| {
             helper_error(h, format!("{} is {}, expected an answer id string", param_name(id_param), id_param.value()))
         })?;
-        let text_param = present_param(h, 1)?;
-        let text = match text_param.value() {
-            Value::String(text) => text.clone(),
-            Value::Number(number) => number.to_string(),
-            other => return Err(helper_error(h, format!("{} is {other}, expected formatted text", param_name(text_param)))),
+        let value_param = present_param(h, 1)?;
+        let format = match (h.hash_get("pct"), h.hash_get("dec")) {
+            (Some(_), Some(_)) => return Err(helper_error(h, format!("answer {id}: give pct= or dec=, not both"))),
+            (Some(d), None) => Some((true, decimals_value(h, d)?)),
+            (None, Some(d)) => Some((false, decimals_value(h, d)?)),
+            (None, None) => None,
         };
+        let value = value_param.value();
+        let text = match (value, format) {
+            (Value::Object(_), Some((percent, decimals))) => summary_text(&MeanStd::from_param(h, 1)?, percent, decimals),
+            (Value::Object(_), None) => {
+                return Err(helper_error(h, format!("answer {id} is a replicate summary: say how to print it (pct=… or dec=…)")))
+            }
+            (Value::Number(number), Some((percent, decimals))) => {
+                let x = number.as_f64().expect("JSON numbers are f64-representable");
+                if percent {
+                    format!("{}%", fixed(x * 100.0, decimals))
+                } else {
+                    fixed(x, decimals)
+                }
+            }
+            (Value::Number(number), None) => number.to_string(),
+            (Value::String(text), None) if !text.is_empty() => text.clone(),
+            (other, _) => {
+                return Err(helper_error(
+                    h,
+                    format!("answer {id}: {} is {other}, expected a summary, a number or a text", param_name(value_param)),
+                ))
+            }
+        };
+        self.log.push(RecordedAnswer {
+            id: id.to_string(),
+            text: text.clone(),
+            value: value.clone(),
+            percent: format.is_some_and(|(percent, _)| percent),
+            decimals: format.map(|(_, decimals)| decimals),
+        });
         out.write(&format!(r#"<span class="answer" data-answer="{}">{}</span>"#, escape_html(id), escape_html(&text)))?;
         Ok(())
     }
@@ -228,7 +300,10 @@ fn number_param(h: &Helper<'_>, index: usize) -> Result<f64, RenderError> {
 }
 
 fn decimals_param(h: &Helper<'_>, index: usize) -> Result<usize, RenderError> {
-    let param = present_param(h, index)?;
+    decimals_value(h, present_param(h, index)?)
+}
+
+fn decimals_value(h: &Helper<'_>, param: &PathAndJson<'_>) -> Result<usize, RenderError> {
     param
         .value()
         .as_u64()
@@ -258,7 +333,7 @@ mod tests {
         let mut registry = Handlebars::new();
         registry.set_strict_mode(true);
         registry.register_escape_fn(escape_html);
-        register(&mut registry);
+        register(&mut registry, AnswerLog::default());
         registry
     }
 
@@ -327,16 +402,35 @@ mod tests {
     }
 
     #[test]
-    fn answer_wraps_formatted_text_in_a_findable_span() {
-        let data = json!({"acc": {"mean": 0.98, "std": 0.001, "n": 3}});
+    fn answer_prints_its_value_in_a_findable_span_and_records_it() {
+        let data = json!({"acc": {"mean": 0.98, "std": 0.001, "n": 3}, "lr": 0.05, "best": "a7a.cnn3"});
+        let log = AnswerLog::default();
+        let mut registry = registry();
+        register(&mut registry, log.clone());
+        let render = |template: &str| registry.render_template(template, &data).unwrap();
         assert_eq!(
-            rendered(r#"{{answer "a1.q5.test_acc" (pct_mean_std acc 1)}}"#, &data),
+            render(r#"{{answer "a1.q5.test_acc" acc pct=1}}"#),
             r#"<span class="answer" data-answer="a1.q5.test_acc">98.0 ± 0.1 % (n = 3)</span>"#
         );
-        assert_eq!(
-            rendered(r#"{{answer "a1.params" 203530}}"#, &data),
-            r#"<span class="answer" data-answer="a1.params">203530</span>"#
-        );
+        assert_eq!(render(r#"{{answer "a1.params" 203530}}"#), r#"<span class="answer" data-answer="a1.params">203530</span>"#);
+        assert!(render(r#"{{answer "x.lr" lr dec=3}}"#).contains(">0.050<"));
+        assert!(render(r#"{{answer "x.best" best}}"#).contains(">a7a.cnn3<"));
+        let recorded = log.take();
+        assert_eq!(recorded.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), ["a1.q5.test_acc", "a1.params", "x.lr", "x.best"]);
+        assert_eq!((recorded[0].percent, recorded[0].decimals), (true, Some(1)));
+        assert_eq!(recorded[0].value, data["acc"]);
+        assert_eq!((recorded[1].value.clone(), recorded[1].decimals), (json!(203530), None));
+        assert!(log.take().is_empty(), "taking empties the log");
+    }
+
+    #[test]
+    fn answer_refuses_a_summary_without_a_format_and_values_it_cannot_print() {
+        let data = json!({"acc": {"mean": 0.98, "std": 0.001, "n": 3}, "empty": "", "flag": true});
+        assert!(render(r#"{{answer "a" acc}}"#, &data).unwrap_err().to_string().contains("say how to print it"));
+        assert!(render(r#"{{answer "a" acc pct=1 dec=2}}"#, &data).unwrap_err().to_string().contains("not both"));
+        assert!(render(r#"{{answer "a" empty}}"#, &data).is_err());
+        assert!(render(r#"{{answer "a" flag}}"#, &data).unwrap_err().to_string().contains("expected a summary"));
+        assert!(render(r#"{{answer "a" missing}}"#, &data).is_err());
     }
 
     #[test]

@@ -82,6 +82,7 @@ pub struct Renderer {
     registry: Handlebars<'static>,
     templates_dir: PathBuf,
     stylesheet: String,
+    answers: helpers::AnswerLog,
 }
 
 impl Renderer {
@@ -92,7 +93,8 @@ impl Renderer {
         let mut registry = Handlebars::new();
         registry.set_strict_mode(true);
         registry.register_escape_fn(helpers::escape_html);
-        helpers::register(&mut registry);
+        let answers = helpers::AnswerLog::default();
+        helpers::register(&mut registry, answers.clone());
 
         let mut sources: BTreeMap<String, PathBuf> = BTreeMap::new();
         for path in files_in(templates_dir)? {
@@ -113,7 +115,12 @@ impl Renderer {
             registry.register_template_string(name, text).map_err(|e| template_error(path, &e))?;
         }
         let stylesheet = read(&templates_dir.join(STYLESHEET_FILE))?;
-        Ok(Renderer { registry, templates_dir: templates_dir.to_path_buf(), stylesheet })
+        Ok(Renderer { registry, templates_dir: templates_dir.to_path_buf(), stylesheet, answers })
+    }
+
+    /// The answers (`{{answer …}}`) printed since the last call, in print order.
+    pub fn take_answers(&self) -> Vec<helpers::RecordedAnswer> {
+        self.answers.take()
     }
 
     /// Renders template `template` with `context` to Markdown.
@@ -271,7 +278,7 @@ mod tests {
             (
                 "page.md.hbs",
                 "# Results\n\n{{> model_row model}}\n\nTest accuracy: \
-                 {{answer \"t.q1.acc\" (pct_mean_std model.acc 2)}}.\n",
+                 {{answer \"t.q1.acc\" model.acc pct=2}}.\n",
             ),
             ("partials/model_row.md.hbs", "| model | params |\n|---|---:|\n| {{name}} | {{params}} |"),
             (STYLESHEET_FILE, "body { margin: 0; }\n"),
@@ -441,7 +448,7 @@ mod tests {
         for file in [LAYOUT_FILE, STYLESHEET_FILE, "index.md.hbs"] {
             fs::copy(project_templates.join(file), templates.path().join(file)).unwrap_or_else(|e| panic!("copy {file}: {e}"));
         }
-        fs::write(templates.path().join("sample.md.hbs"), "# Sample\n\nAccuracy {{answer \"s.q1.acc\" (pct_mean_std acc 2)}}.\n")
+        fs::write(templates.path().join("sample.md.hbs"), "# Sample\n\nAccuracy {{answer \"s.q1.acc\" acc pct=2}}.\n")
             .expect("write sample");
         let renderer = Renderer::new(templates.path()).expect("project templates");
 

@@ -105,6 +105,8 @@ pub enum Figure {
     Diagram(String, Vec<nnlab_report::DiagramLayer>),
     /// Images, written as PNG.
     Images(nnlab_report::ImageGrid),
+    /// Estimates with their intervals against a reference line.
+    Interval(nnlab_report::IntervalChart),
 }
 
 pub struct FigureFile {
@@ -121,6 +123,7 @@ pub fn write_figures(out_dir: &Path, figures: &[FigureFile]) -> Result<()> {
             Figure::Heat(map) => heat_map_svg(map).map(String::into_bytes),
             Figure::Scatter(chart) => scatter_svg(chart).map(String::into_bytes),
             Figure::Diagram(title, layers) => Ok(nnlab_report::layer_diagram_svg(title, layers).into_bytes()),
+            Figure::Interval(chart) => nnlab_report::interval_chart_svg(chart).map(String::into_bytes),
             Figure::Images(grid) => {
                 Ok(grid.to_png().map_err(anyhow::Error::msg).with_context(|| format!("figure {}", file.path))?)
             }

@@ -7,6 +7,8 @@ mod context;
 mod shift;
 mod tp;
 
+pub use context::{write_figures, Figure, FigureFile};
+
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -14,6 +16,7 @@ use nnlab_report::{IndexEntry, Page, Renderer, SiteIndex};
 use serde_json::json;
 
 use crate::catalogue::Catalogue;
+use crate::key::{AnswerKey, KEY_FILE};
 use crate::manifest::RunManifest;
 use crate::separation::SeparationTables;
 use crate::tables::Tables;
@@ -59,35 +62,23 @@ pub fn check_pages(catalogue: &Catalogue, templates: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Renders every assignment of the run, the run page and the index into `out_dir`.
+/// Renders every assignment of the run, the run page, the index and the answer key ([`KEY_FILE`])
+/// into `out_dir`.
 pub fn render_run(input: &RenderInput<'_>, templates: &Path) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(input.out_dir).with_context(|| format!("cannot create {}", input.out_dir.display()))?;
-    check_pages(input.catalogue, templates)?;
     let renderer = Renderer::new(templates)?;
     let profile = input.manifest.profile.clone();
     let generated_at = input.manifest.finished_at.clone().unwrap_or_else(crate::manifest::utc_now);
     let mut entries = Vec::new();
     let mut written = Vec::new();
+    let mut answers = Vec::new();
 
-    for assignment in &input.manifest.assignments {
-        let Some((_, build)) = PAGES.iter().find(|(id, _)| id == assignment) else {
-            bail!("assignment {assignment} of the run has no report page");
-        };
-        let page = build(input).with_context(|| format!("report {assignment}"))?;
-        context::write_figures(input.out_dir, &page.figures)?;
-        let mut context = page.context;
-        context["profile"] = json!({ "name": profile, "description": input.manifest.profile_description });
-        let page = Page {
-            name: assignment.clone(),
-            title: page.title.clone(),
-            template: assignment.clone(),
-            context,
-            profile: profile.clone(),
-            generated_at: generated_at.clone(),
-        };
+    for (page, figures) in assignment_pages(input, templates)? {
+        context::write_figures(input.out_dir, &figures)?;
         renderer.render_page(&page, input.out_dir)?;
-        entries.push(IndexEntry { title: page.title, href: format!("{assignment}.html"), summary: page_summary(&page.context) });
-        written.push(input.out_dir.join(format!("{assignment}.html")));
+        answers.push((page.name.clone(), renderer.take_answers()));
+        entries.push(IndexEntry { title: page.title, href: format!("{}.html", page.name), summary: page_summary(&page.context) });
+        written.push(input.out_dir.join(format!("{}.html", page.name)));
     }
 
     let run_page = Page {
@@ -99,11 +90,51 @@ pub fn render_run(input: &RenderInput<'_>, templates: &Path) -> Result<Vec<PathB
         generated_at: generated_at.clone(),
     };
     renderer.render_page(&run_page, input.out_dir)?;
+    let key = AnswerKey::new(input.manifest, &answers)?;
+    nnlab_report::write_atomic(&input.out_dir.join(KEY_FILE), key.to_toml()?.as_bytes())?;
     let index =
         SiteIndex { title: "nnlab reports".into(), profile, generated_at, entries, manifest_href: Some("run.html".into()) };
     renderer.render_index(&index, input.out_dir)?;
     written.push(input.out_dir.join("index.html"));
     Ok(written)
+}
+
+/// The answer key of the run: its pages rendered in memory (nothing is written), their answers
+/// collected.
+pub fn answer_key(input: &RenderInput<'_>, templates: &Path) -> Result<AnswerKey> {
+    let renderer = Renderer::new(templates)?;
+    let mut answers = Vec::new();
+    for (page, _) in assignment_pages(input, templates)? {
+        renderer.render_markdown(&page.template, &page.context)?;
+        answers.push((page.name.clone(), renderer.take_answers()));
+    }
+    AnswerKey::new(input.manifest, &answers)
+}
+
+/// Every assignment page of the run, built but not yet rendered, with the figures it links to.
+fn assignment_pages(input: &RenderInput<'_>, templates: &Path) -> Result<Vec<(Page, Vec<context::FigureFile>)>> {
+    check_pages(input.catalogue, templates)?;
+    let profile = &input.manifest.profile;
+    let generated_at = input.manifest.finished_at.clone().unwrap_or_else(crate::manifest::utc_now);
+    let mut pages = Vec::new();
+    for assignment in &input.manifest.assignments {
+        let Some((_, build)) = PAGES.iter().find(|(id, _)| id == assignment) else {
+            bail!("assignment {assignment} of the run has no report page");
+        };
+        let built = build(input).with_context(|| format!("report {assignment}"))?;
+        let mut context = built.context;
+        context["profile"] = json!({ "name": profile, "description": input.manifest.profile_description });
+        let page = Page {
+            name: assignment.clone(),
+            title: built.title,
+            template: assignment.clone(),
+            context,
+            profile: profile.clone(),
+            generated_at: generated_at.clone(),
+        };
+        pages.push((page, built.figures));
+    }
+    Ok(pages)
 }
 
 fn page_summary(context: &serde_json::Value) -> String {
