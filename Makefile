@@ -11,18 +11,20 @@ ifdef NNLAB_DATA_MIRROR
 export NNLAB_DATA_MIRROR := $(abspath $(NNLAB_DATA_MIRROR))
 endif
 
-.PHONY: reports test data bench clean help
+.PHONY: reports test data bench clean help reference compare
 
 help:
 	@echo "make reports [PROFILE=full|quick|smoke] [SEED=42]  train, aggregate and render into reports/latest/"
 	@echo "make test                                         unit and integration tests (smoke profile, real MNIST)"
 	@echo "make data                                         verify or download the datasets into data/"
 	@echo "make bench                                        throughput benchmarks"
+	@echo "make compare A=runs/x B=runs/y                    B against A with statistics (runs, bench outputs, peer JSON lines)"
+	@echo "make reference ASSIGNMENT=tp                      the committed reference solution of one assignment (full profile)"
 	@echo "make bench-peer                                   the same models under Keras/TensorFlow (needs pip)"
 	@echo "make tsne-peer                                    scikit-learn's t-SNE on the projection_bench images (needs pip)"
 	@echo "make fidelity-peer [PROFILE=...]                  nnlab vs Keras in distribution on the cheap models (needs pip)"
 	@echo "make keras-replay                                 regenerate the Keras trajectory fixtures of the replay test (needs pip)"
-	@echo "make clean                                        remove runs/ and reports/"
+	@echo "make clean                                        remove runs/ and reports/ (the committed reports/reference/ stays)"
 
 reports:
 	$(NNLAB) run --profile $(PROFILE) --seed $(SEED) --run-dir runs/$(PROFILE) --report-dir reports/$(PROFILE)
@@ -38,8 +40,20 @@ bench:
 	$(CARGO) run --quiet --example conv_bench -p nnlab-lowlevel
 	$(CARGO) run --quiet --example projection_bench -p nnlab-analysis
 
+# B against A, as `nnlab compare` explains; the page lands in reports/compare/.
+compare:
+	$(NNLAB) compare $(A) $(B) --out-dir reports/compare
+
+# The reference solution, committed: one assignment's full-profile run rendered into
+# reports/reference/<assignment>/ with its answer key (key.toml) and run manifest. Hours per assignment
+# on a laptop; a finished run directory is reused, so an interrupted one resumes.
+ASSIGNMENT ?= tp
+reference:
+	$(NNLAB) run --profile full --seed $(SEED) --only $(ASSIGNMENT) --run-dir runs/reference-$(ASSIGNMENT) --report-dir reports/reference/$(ASSIGNMENT)
+	cp runs/reference-$(ASSIGNMENT)/manifest.json reports/reference/$(ASSIGNMENT)/manifest.json
+
 clean:
-	rm -rf runs reports
+	rm -rf runs $(filter-out reports/reference,$(wildcard reports/*))
 
 # The Keras/TensorFlow peer, for side-by-side throughput (optional; the pipeline never needs Python).
 PEER_VENV ?= .venv-peer

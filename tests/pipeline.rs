@@ -313,6 +313,33 @@ fn check_answer_key_and_grading(run_dir: &Path, report_dir: &Path, tables: &Tabl
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("given more than once") && stderr.contains("`ninety` is not a number"), "{stderr}");
+    check_reference_keys(&key);
+}
+
+/// The committed reference solution (`reports/reference/<assignment>/key.toml`) must key exactly the
+/// answers the templates print today: an answer added, removed or renamed since it was rendered
+/// makes it stale, and this says which and how to regenerate it.
+fn check_reference_keys(smoke_key: &nnlab::key::AnswerKey) {
+    use std::collections::BTreeSet;
+    let reference = Path::new(env!("CARGO_MANIFEST_DIR")).join("reports/reference");
+    let mut checked = Vec::new();
+    for entry in std::fs::read_dir(&reference).expect("reports/reference/ is committed").flatten() {
+        let assignment = entry.file_name().to_string_lossy().to_string();
+        let committed = nnlab::key::AnswerKey::read(&entry.path().join("key.toml")).unwrap();
+        assert_eq!(committed.run.profile, "full", "the reference of {assignment} is a full-profile run");
+        let then: BTreeSet<&str> = committed.answers.iter().map(|a| a.id.as_str()).collect();
+        let now: BTreeSet<&str> = smoke_key.answers.iter().filter(|a| a.page == assignment).map(|a| a.id.as_str()).collect();
+        assert!(
+            then == now,
+            "reports/reference/{assignment}/key.toml is stale: the templates now also print {:?} and no longer {:?}; \
+             regenerate it with `make reference ASSIGNMENT={assignment}`",
+            now.difference(&then).collect::<Vec<_>>(),
+            then.difference(&now).collect::<Vec<_>>()
+        );
+        assert!(entry.path().join(format!("{assignment}.html")).is_file() && entry.path().join("manifest.json").is_file());
+        checked.push(assignment);
+    }
+    assert!(!checked.is_empty(), "no reference solution under {}", reference.display());
 }
 
 /// The HTML-escaped text of a page back as the page's Markdown printed it.
@@ -397,12 +424,12 @@ fn check_a7a_report(run_dir: &Path, report_dir: &Path, tables: &Tables) {
     // q3b evaluates the chosen CNN: its unshifted evaluation reproduces its test accuracy.
     let shifts = tables.evaluation_stats("a7a.shift", "test_acc").unwrap();
     assert!(shifts.iter().all(|(m, _, _)| m == &top.0 || m == "a7a.base"), "only the chosen CNN and the base are evaluated");
-    for model in [top.0.as_str(), "a7a.base"] {
+    // The chosen CNN's answer is anchored by the choice's name, whichever CNN won.
+    for (model, id) in [(top.0.as_str(), "a7a.q3b.best_cnn"), ("a7a.base", "a7a.q3b.base")] {
         let zero = shifts.iter().find(|(m, t, _)| m == model && t == "direction=up, pixels=0").unwrap();
         assert_eq!(zero.2.mean, tables.stat(model, "test_acc").unwrap().mean, "{model}");
         let three = shifts.iter().find(|(m, t, _)| m == model && t == "direction=right, pixels=3").unwrap();
-        let id = format!("a7a.q3b.{}", model.trim_start_matches("a7a."));
-        let (mean, _) = two_numbers(&answer(&html, &id));
+        let (mean, _) = two_numbers(&answer(&html, id));
         assert!((mean - three.2.mean * 100.0).abs() <= 0.005 + 1e-9, "{id}");
     }
     for figure in ["a7a.weight_decay.svg", "a7a.cnns.svg", "a7a.shift.svg", "a7a.base-acc.svg"] {

@@ -331,6 +331,8 @@ mod tests {
             low,
             high,
             value: value.map(str::to_string),
+            agree: None,
+            of: None,
         };
         AnswerKey {
             run: KeyRun { profile: "smoke".into(), seed: 42, commit: "c".into(), finished_at: "t".into() },

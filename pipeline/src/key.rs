@@ -93,6 +93,11 @@ pub struct KeyAnswer {
     /// The category, for categorical answers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+    /// For a choice: how many replicates, each on its own, make the same choice, of how many.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agree: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub of: Option<u64>,
 }
 
 impl AnswerKey {
@@ -160,7 +165,15 @@ fn key_answer(page: &str, answer: &RecordedAnswer) -> Result<KeyAnswer> {
         low: None,
         high: None,
         value: None,
+        agree: None,
+        of: None,
     };
+    if let Some(agreement) = &answer.agreement {
+        let count = |name: &str| agreement.get(name).and_then(serde_json::Value::as_u64);
+        let (agree, of) = (count("agree"), count("of"));
+        anyhow::ensure!(agree.is_some() && of.is_some(), "agreement {agreement} is not {{agree, of}}");
+        (entry.agree, entry.of) = (agree, of);
+    }
     // Half a unit of the last printed decimal, in the value's own unit.
     let rounding = |decimals: usize| 0.5 * 10f64.powi(-(decimals as i32)) / scale;
     match &answer.value {
@@ -215,7 +228,7 @@ mod tests {
     use serde_json::json;
 
     fn recorded(id: &str, value: serde_json::Value, percent: bool, decimals: Option<usize>) -> RecordedAnswer {
-        RecordedAnswer { id: id.into(), text: value.to_string(), value, percent, decimals }
+        RecordedAnswer { id: id.into(), text: value.to_string(), value, percent, decimals, agreement: None }
     }
 
     fn manifest() -> RunManifest {
@@ -236,7 +249,10 @@ mod tests {
                 recorded("acc", json!({"mean": 0.9, "std": 0.01, "n": 3, "min": 0.89, "max": 0.91}), true, Some(2)),
                 recorded("params", json!(203530), false, None),
                 recorded("lr", json!("0.05"), false, None),
-                recorded("best", json!("a7a.cnn3"), false, None),
+                RecordedAnswer {
+                    agreement: Some(json!({"agree": 2, "of": 3})),
+                    ..recorded("best", json!("a7a.cnn3"), false, None)
+                },
                 recorded("single", json!({"mean": 0.5, "std": null, "n": 1}), false, Some(3)),
             ],
         )];
@@ -250,7 +266,8 @@ mod tests {
         let lr = key.answer("lr").unwrap();
         assert_eq!(lr.kind, AnswerKind::Exact);
         assert!((lr.high.unwrap() - 0.055).abs() < 1e-12);
-        assert_eq!(key.answer("best").unwrap().value.as_deref(), Some("a7a.cnn3"));
+        let best = key.answer("best").unwrap();
+        assert_eq!((best.value.as_deref(), best.agree, best.of), (Some("a7a.cnn3"), Some(2), Some(3)));
         let single = key.answer("single").unwrap();
         assert!((single.high.unwrap() - 0.5005).abs() < 1e-12, "n = 1: the printed rounding only");
         // Written and read back unchanged.

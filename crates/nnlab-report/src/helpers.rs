@@ -41,6 +41,8 @@ pub struct RecordedAnswer {
     pub percent: bool,
     /// Decimals printed (in the printed unit), where the helper formatted a number.
     pub decimals: Option<usize>,
+    /// For a choice (the best of several): `{agree, of}`, how many replicates on their own make it too.
+    pub agreement: Option<Value>,
 }
 
 /// The answers recorded while rendering, in the order the pages printed them.
@@ -175,7 +177,8 @@ impl MeanStd {
 /// `{{answer "id" value pct=d}}` (or `dec=d`, or neither): prints `value` — a replicate summary
 /// as `mean ± std (n)`, a number with `d` decimals, a text or an integer as it is — in a span
 /// carrying its answer id, so that tests and graders find every reported figure in the HTML, and
-/// records it in the answer log. A summary must say how it is printed.
+/// records it in the answer log. A summary must say how it is printed. `agreement={agree, of}`
+/// records, for a choice, how many replicates make it on their own.
 struct AnswerSpan {
     log: AnswerLog,
 }
@@ -229,6 +232,7 @@ impl HelperDef for AnswerSpan {
             value: value.clone(),
             percent: format.is_some_and(|(percent, _)| percent),
             decimals: format.map(|(_, decimals)| decimals),
+            agreement: h.hash_get("agreement").map(|a| a.value().clone()),
         });
         out.write(&format!(r#"<span class="answer" data-answer="{}">{}</span>"#, escape_html(id), escape_html(&text)))?;
         Ok(())

@@ -296,7 +296,10 @@ fn manifest_rows(a: &Side, b: &Side) -> Vec<ManifestRow> {
             ("commit".into(), m.git_commit.clone()),
             ("profile".into(), m.profile.clone()),
             ("seed".into(), m.seed.to_string()),
-            ("assignments".into(), m.assignments.join(", ")),
+            (
+                "assignments".into(),
+                if m.assignments.is_empty() { "– (single experiments)".into() } else { m.assignments.join(", ") },
+            ),
             ("wall time (s)".into(), m.wall_seconds.map_or("unfinished".into(), |s| format!("{s:.0}"))),
         ];
         fields.extend(m.crates.iter().map(|(name, version)| (format!("crate {name}"), version.clone())));

@@ -8,7 +8,8 @@ use nnlab_report::figure::{LineChart, Point, Series};
 use serde::Serialize;
 
 use super::context::{
-    curve_points, data_view, summary_view, validation_label, view_of, DataView, Figure, FigureFile, ModelView, SummaryView,
+    curve_points, data_view, replicate_agreement, summary_view, validation_label, view_of, Agreement, DataView, Figure,
+    FigureFile, ModelView, SummaryView,
 };
 use super::shift::{shift, Shift};
 use super::{BuiltPage, RenderInput};
@@ -140,6 +141,8 @@ struct WeightDecay {
     rows: Vec<DecayRow>,
     /// Best by mean final accuracy; best by mean maximum accuracy.
     best: DecayRow,
+    /// How many replicates, on their own final accuracy, pick the best factor too.
+    agreement: Agreement,
     best_max: DecayRow,
     hinton: f64,
     /// Some factor's mean final accuracy reaches Hinton's figure.
@@ -195,6 +198,8 @@ fn weight_decay(tables: &Tables, experiment: &Experiment) -> Result<WeightDecay>
         log_x: true,
         series: vec![series("final epoch", |r| r.final_acc, false), series("best epoch", |r| r.max_acc, true)],
     };
+    let replicates: Vec<Vec<f64>> =
+        rows.iter().map(|r| tables.point_replicate_values(&experiment.id, &r.label, "test_acc")).collect::<Result<_>>()?;
     let means: Vec<f64> = rows.iter().map(|r| r.final_acc.mean).collect();
     let range_pp = (means.iter().cloned().fold(f64::MIN, f64::max) - means.iter().cloned().fold(f64::MAX, f64::min)) * 100.0;
     Ok(WeightDecay {
@@ -203,6 +208,7 @@ fn weight_decay(tables: &Tables, experiment: &Experiment) -> Result<WeightDecay>
         batch_size: experiment.train.batch_size,
         optimizer: experiment.train.optimizer.describe(),
         best: rows[best].clone(),
+        agreement: replicate_agreement(&replicates, best),
         best_max: rows[best_max].clone(),
         hinton: HINTON_VAL_ACC,
         reaches_hinton: rows.iter().any(|r| r.final_acc.mean >= HINTON_VAL_ACC),
@@ -238,6 +244,8 @@ struct Cnns {
     rows: Vec<CnnRow>,
     /// The pipeline's choice: the best by mean final validation accuracy.
     best: CnnRow,
+    /// How many replicates, on their own values of the choice's metric, pick the same CNN.
+    agreement: Agreement,
     runner_up: Option<CnnRow>,
     /// The lead over the runner-up exceeds the two replicate spreads together.
     clear: bool,
@@ -270,6 +278,8 @@ fn cnns(tables: &Tables, experiments: &[&Experiment], chosen: &Chosen) -> Result
     }
     let row_of = |id: &str| rows.iter().find(|r| r.id == id).cloned().ok_or_else(|| anyhow!("no row for {id}"));
     let best = row_of(chosen.experiment())?;
+    let replicates: Vec<Vec<f64>> = rows.iter().map(|r| tables.replicate_values(&r.id, &chosen.metric)).collect::<Result<_>>()?;
+    let chosen_index = rows.iter().position(|r| r.id == best.id).expect("the best is a row");
     let runner_up = chosen.ranking.get(1).map(|c| row_of(&c.label)).transpose()?;
     let clear = runner_up.as_ref().is_none_or(|r| {
         best.final_acc.mean - r.final_acc.mean > best.final_acc.std.unwrap_or(0.0) + r.final_acc.std.unwrap_or(0.0)
@@ -278,6 +288,7 @@ fn cnns(tables: &Tables, experiments: &[&Experiment], chosen: &Chosen) -> Result
     Ok(Cnns {
         target: CNN_TARGET,
         epochs,
+        agreement: replicate_agreement(&replicates, chosen_index),
         any_reaches: rows.iter().any(|r| r.reaches),
         best,
         runner_up,

@@ -8,7 +8,7 @@ use nnlab_report::figure::{LineChart, Point, Series};
 use nnlab_report::HeatMap;
 use serde::Serialize;
 
-use super::context::{compare, view_of, Comparison, Figure, FigureFile, ModelView};
+use super::context::{compare, replicate_agreement, view_of, Agreement, Comparison, Figure, FigureFile, ModelView};
 use super::shift::{shift, Shift};
 use super::{BuiltPage, RenderInput};
 use crate::catalogue::{point_label, value_text, AxisValue, Experiment};
@@ -92,6 +92,8 @@ struct Sweep {
     epochs: usize,
     rows: Vec<Row>,
     best: Row,
+    /// How many replicates, on their own, pick the best point too.
+    agreement: Agreement,
     runner_up: Option<Row>,
     facts: SweepFacts,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -193,9 +195,12 @@ fn sweep(tables: &Tables, experiment: &Experiment, baseline: Option<&Experiment>
         }],
     };
     let epochs = tables.point_curve(&experiment.id, &rows[0].label, "acc")?.len();
+    let replicates: Vec<Vec<f64>> =
+        rows.iter().map(|r| tables.point_replicate_values(&experiment.id, &r.label, "test_acc")).collect::<Result<_>>()?;
     Ok(Sweep {
         axis: axis.axis.clone(),
         epochs,
+        agreement: replicate_agreement(&replicates, order[0]),
         best: rows[order[0]].clone(),
         runner_up: order.get(1).map(|&i| rows[i].clone()),
         facts,

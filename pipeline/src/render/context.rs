@@ -95,6 +95,28 @@ fn arg_by(points: &[CurvePoint], better: impl Fn(f64, f64) -> bool) -> usize {
     best
 }
 
+/// How many replicates, each on its own, make the same choice as the means: replicate r of every
+/// candidate is set against replicate r of the others. A categorical answer carries it, so that a
+/// reader (and the answer key) sees whether "the best" is a firm or a fragile finding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Agreement {
+    pub agree: usize,
+    pub of: usize,
+}
+
+/// `candidates[i]` are candidate i's replicate values (higher is better); `chosen` the index the
+/// means chose. Replicates beyond the shortest candidate's count are left out.
+pub fn replicate_agreement(candidates: &[Vec<f64>], chosen: usize) -> Agreement {
+    let of = candidates.iter().map(Vec::len).min().unwrap_or(0);
+    let agree = (0..of)
+        .filter(|&r| {
+            let best = (0..candidates.len()).fold(0, |best, i| if candidates[i][r] > candidates[best][r] { i } else { best });
+            best == chosen
+        })
+        .count();
+    Agreement { agree, of }
+}
+
 /// A figure a page shows. Page builders only describe figures; the figure step
 /// ([`write_figures`]) draws and writes them all.
 pub enum Figure {
@@ -316,6 +338,14 @@ pub fn compare(a: &[f64], b: &[f64], difference: f64) -> Comparison {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replicates_vote_on_their_own_values() {
+        // Means pick candidate 1; replicate 0 agrees, replicate 1 prefers candidate 0.
+        let candidates = vec![vec![0.90, 0.95, 0.91], vec![0.93, 0.92, 0.94]];
+        assert_eq!(replicate_agreement(&candidates, 1), Agreement { agree: 2, of: 3 });
+        assert_eq!(replicate_agreement(&[vec![0.9], vec![0.8, 0.7]], 0), Agreement { agree: 1, of: 1 });
+    }
     use crate::store::JobResult;
     use nnlab_nn::{EpochRecord, Evaluation};
 

@@ -93,12 +93,14 @@ pub fn shift(tables: &Tables, assignment: &Assignment, id: &str, chosen: &[Chose
     }
     let ids = models;
     let mut models = Vec::new();
-    for model in &ids {
+    // Answers are anchored by the catalogue's name (a choice's own id, not the experiment it chose
+    // this time), so that the answer ids of a page do not depend on the run's outcome.
+    for (model, named) in ids.iter().zip(&study.models) {
         let experiment = assignment.experiment(model).with_context(|| format!("no experiment {model}"))?;
         let unshifted = tables.stat(model, "test_acc")?;
         let shifted = stat_of(model, &HEADLINE_SHIFT)?;
         models.push(ShiftModel {
-            answer_id: format!("{answer_prefix}.{}", model.trim_start_matches(&format!("{}.", assignment.id))),
+            answer_id: format!("{answer_prefix}.{}", named.trim_start_matches(&format!("{}.", assignment.id))),
             id: model.clone(),
             params: nnlab_nn::summary::group_thousands(experiment.model.param_count()?),
             drop_pp: (unshifted.mean - shifted.mean) * 100.0,
