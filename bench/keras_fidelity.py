@@ -93,6 +93,29 @@ def optimizer(spec):
     raise SystemExit(f"keras_fidelity: optimiser {name!r} has no Keras counterpart here")
 
 
+class TrainTimer(keras.callbacks.Callback):
+    """Seconds spent in training steps: from each epoch's start to its validation pass (or its end),
+    which is what nnlab's train_samples_per_s counts."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds, self.started = 0.0, None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def _stop(self):
+        if self.started is not None:
+            self.seconds += time.perf_counter() - self.started
+            self.started = None
+
+    def on_test_begin(self, logs=None):
+        self._stop()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._stop()
+
+
 def train(experiment, prof, data, seed, keras_shuffle):
     x_train, y_train, x_test, y_test = data
     if experiment.get("dataset", "mnist") != "mnist":
@@ -115,22 +138,23 @@ def train(experiment, prof, data, seed, keras_shuffle):
         x_train, y_cat, val = x_train[:at], y_cat[:at], (x_train[at:], y_cat[at:])
     else:
         val = (x_test, y_test_cat)
-    started = time.perf_counter()
+    started, timer = time.perf_counter(), TrainTimer()
     if keras_shuffle:
         history = model.fit(x_train, y_cat, batch_size=cfg["batch_size"], epochs=epochs, verbose=0,
-                            validation_data=val).history
+                            validation_data=val, callbacks=[timer]).history
     else:
         order_rng, history = np.random.default_rng(seed), {"val_accuracy": [], "val_loss": []}
         for _ in range(epochs):
             perm = order_rng.permutation(len(x_train))
             h = model.fit(x_train[perm], y_cat[perm], batch_size=cfg["batch_size"], epochs=1, shuffle=False,
-                          verbose=0, validation_data=val).history
+                          verbose=0, validation_data=val, callbacks=[timer]).history
             history["val_accuracy"] += h["val_accuracy"]
             history["val_loss"] += h["val_loss"]
     test_loss, test_acc = model.evaluate(x_test, y_test_cat, verbose=0)
     return {"experiment": experiment["id"], "seed": seed, "test_acc": test_acc, "test_loss": test_loss,
             "val_acc": history["val_accuracy"], "val_loss": history["val_loss"],
             "seconds": round(time.perf_counter() - started, 1),
+            "samples_per_s": len(x_train) * epochs / timer.seconds,
             "shuffle": "keras, seeded (one order for every epoch)" if keras_shuffle else "fresh permutation every epoch"}
 
 

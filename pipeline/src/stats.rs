@@ -43,10 +43,19 @@ pub fn difference_interval(a: &[f64], b: &[f64]) -> Option<(f64, f64)> {
     Some((w.difference - half, w.difference + half))
 }
 
-/// The ratio mean(b) / mean(a) with a 95% interval, taken on the log scale (delta method, Welch's
-/// degrees of freedom) so that it stays positive and a 2× speed-up and a 2× slow-down are symmetric.
-/// `None` for non-positive means or where the test is undefined.
-pub fn ratio_interval(a: &[f64], b: &[f64]) -> Option<(f64, f64, f64)> {
+/// The ratio mean(b) / mean(a) with a 95% interval and a two-sided p-value for "the ratio is 1",
+/// both taken on the log scale (delta method, Welch's degrees of freedom), so that they agree with
+/// each other, the interval stays positive, and a 2× speed-up and a 2× slow-down are symmetric.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct RatioTest {
+    pub ratio: f64,
+    pub low: f64,
+    pub high: f64,
+    pub p: f64,
+}
+
+/// `None` for non-positive means, fewer than two values on a side, or no variance at all.
+pub fn ratio_test(a: &[f64], b: &[f64]) -> Option<RatioTest> {
     if a.len() < 2 || b.len() < 2 {
         return None;
     }
@@ -62,9 +71,11 @@ pub fn ratio_interval(a: &[f64], b: &[f64]) -> Option<(f64, f64, f64)> {
         return None;
     }
     let df = se2 * se2 / (ra * ra / (a.len() - 1) as f64 + rb * rb / (b.len() - 1) as f64);
-    let half = t_quantile(df)? * se2.sqrt();
-    let ratio = mb / ma;
-    Some((ratio, ratio * (-half).exp(), ratio * half.exp()))
+    let dist = StudentsT::new(0.0, 1.0, df).ok()?;
+    let log_ratio = (mb / ma).ln();
+    let half = dist.inverse_cdf(0.975) * se2.sqrt();
+    let p = 2.0 * (1.0 - dist.cdf(log_ratio.abs() / se2.sqrt()));
+    Some(RatioTest { ratio: mb / ma, low: (log_ratio - half).exp(), high: (log_ratio + half).exp(), p })
 }
 
 /// The interval in which one new replicate should fall 95% of the time, given `xs`:
@@ -131,10 +142,16 @@ mod tests {
 
     #[test]
     fn ratio_interval_is_symmetric_on_the_log_scale() {
-        let (ratio, lo, hi) = ratio_interval(&[99.0, 100.0, 101.0], &[198.0, 200.0, 202.0]).unwrap();
+        let RatioTest { ratio, low, high, p } = ratio_test(&[99.0, 100.0, 101.0], &[198.0, 200.0, 202.0]).unwrap();
         assert!((ratio - 2.0).abs() < 1e-12);
-        assert!(lo < 2.0 && hi > 2.0 && ((ratio / lo) - (hi / ratio)).abs() < 1e-12, "{lo} {hi}");
-        assert!(ratio_interval(&[0.0, 0.0], &[1.0, 2.0]).is_none());
+        assert!(low < 2.0 && high > 2.0 && ((ratio / low) - (high / ratio)).abs() < 1e-12, "{low} {high}");
+        assert!(p < 1e-4, "{p}");
+        // The p-value and the interval tell the same story: 1 inside the interval ⇔ p ≥ 0.05.
+        for b in [[100.0, 104.0, 108.0], [104.0, 108.0, 112.0], [110.0, 114.0, 118.0]] {
+            let test = ratio_test(&[99.0, 100.0, 101.0], &b).unwrap();
+            assert_eq!(test.low <= 1.0 && 1.0 <= test.high, test.p >= 0.05, "{test:?}");
+        }
+        assert!(ratio_test(&[0.0, 0.0], &[1.0, 2.0]).is_none());
     }
 
     #[test]

@@ -10,7 +10,7 @@ pub mod side;
 use anyhow::{bail, Result};
 use serde::Serialize;
 
-use crate::stats::{difference_interval, mean_var, ratio_interval, welch};
+use crate::stats::{difference_interval, mean_var, ratio_test, welch};
 use side::HISTORY_METRICS;
 pub use side::{Record, Side, Source};
 
@@ -127,7 +127,7 @@ pub struct MetricRow {
     pub change: f64,
     /// The 95% interval of `change`, where a test is possible.
     pub interval: Option<(f64, f64)>,
-    /// Welch's two-sided p-value.
+    /// Welch's two-sided p-value (for a ratio, on the log scale).
     pub p: Option<f64>,
     pub verdict: Verdict,
 }
@@ -224,9 +224,13 @@ fn records_of<'a>(side: &'a Side, key: &Key) -> Vec<&'a Record> {
 fn metric_row(key: &Key, metric: Metric, a: &[f64], b: &[f64], noise: &Noise) -> MetricRow {
     let (sa, sb) = (Summary::of(a), Summary::of(b));
     let change = if metric.is_ratio() { sb.mean / sa.mean } else { sb.mean - sa.mean };
-    let interval =
-        if metric.is_ratio() { ratio_interval(a, b).map(|(_, low, high)| (low, high)) } else { difference_interval(b, a) };
-    let p = welch(b, a).map(|w| w.p);
+    // A ratio's interval and p come from one test on the log scale, so that they always agree.
+    let (interval, p) = if metric.is_ratio() {
+        let test = ratio_test(a, b);
+        (test.map(|t| (t.low, t.high)), test.map(|t| t.p))
+    } else {
+        (difference_interval(b, a), welch(b, a).map(|w| w.p))
+    };
     let sorted = |xs: &[f64]| {
         let mut xs = xs.to_vec();
         xs.sort_by(f64::total_cmp);
