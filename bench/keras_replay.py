@@ -71,7 +71,9 @@ def adadelta(lr=1.0):
 DENSE_IN = [24]
 IMAGE_IN = [7, 7, 2]
 
-# name: (input shape, layers, optimiser, loss convention, epochs, batch size)
+# name: (input shape, layers, optimiser, loss convention, epochs, batch size[, loss]); the loss is
+# categorical cross-entropy against the labels unless a case names binary cross-entropy, which
+# reconstructs the (scaled) input itself, as the autoencoder does.
 CASES = {
     "dense_linear_rmsprop": (DENSE_IN, lambda: [dense(8, "linear"), dense(4, "softmax")], rmsprop, "keras3", 4, 16),
     "dense_linear_rmsprop_clipped": (DENSE_IN, lambda: [dense(8, "linear"), dense(4, "softmax")], rmsprop, "keras2", 4, 16),
@@ -83,6 +85,7 @@ CASES = {
     "conv_pool_sgd": (IMAGE_IN, lambda: [conv(3, 3, "relu", "same"), conv(4, 3, "relu"), pool(2), flatten(), dense(4, "softmax")], lambda: sgd(0.1), "keras3", 3, 16),
     "conv_pool_adadelta": (IMAGE_IN, lambda: [conv(3, 3, "relu", "same"), conv(4, 3, "relu"), pool(2), flatten(), dense(6, "relu"), dense(4, "softmax")], adadelta, "keras3", 3, 16),
     "conv_pool_rmsprop_l2": (IMAGE_IN, lambda: [conv(3, 3, "relu", "same", l2=1e-3), pool(3), flatten(), dense(4, "softmax")], lambda: rmsprop(1e-3, 1e-2), "keras3", 3, 16),
+    "autoencoder_bce_rmsprop": (DENSE_IN, lambda: [dense(8, "relu"), dense(24, "sigmoid")], rmsprop, "keras3", 4, 16, "binary_crossentropy"),
     "conv_sigmoid_same_sgd": (IMAGE_IN, lambda: [conv(3, 4, "sigmoid", "same"), pool(2), conv(4, 3, "sigmoid", "same"), pool(2), flatten(), dense(4, "softmax")], lambda: sgd(0.5), "keras3", 3, 16),
 }
 
@@ -127,16 +130,22 @@ def nnlab_layout(model, input_shape):
 
 
 def replay(name, seed=0):
-    shape, layers, optimiser, convention, epochs, batch = CASES[name]
+    shape, layers, optimiser, convention, epochs, batch, *rest = CASES[name]
+    loss_name = rest[0] if rest else "categorical_crossentropy"
     keras.utils.set_random_seed(seed)
     pairs = layers()
     model = keras.Sequential([keras.Input(tuple(shape))] + [layer for _, layer in pairs])
     opt_spec, opt = optimiser()
-    loss = "categorical_crossentropy" if convention == "keras3" else clipped_crossentropy
+    if loss_name == "binary_crossentropy":
+        if convention != "keras3":
+            raise SystemExit(f"{name}: binary cross-entropy replays only the Keras 3 convention")
+        loss = "binary_crossentropy"
+    else:
+        loss = "categorical_crossentropy" if convention == "keras3" else clipped_crossentropy
     model.compile(optimizer=opt, loss=loss)
     pixels, labels = samples(shape, seed + 1)
     x = pixels.astype(np.float32) / 255.0  # as the assignments scale their images
-    y = keras.utils.to_categorical(labels, CLASSES)
+    y = x.reshape(len(x), -1) if loss_name == "binary_crossentropy" else keras.utils.to_categorical(labels, CLASSES)
     initial = nnlab_layout(model, shape)
     order_rng = np.random.default_rng(seed + 2)
     steps, after_first = [], None
@@ -153,7 +162,7 @@ def replay(name, seed=0):
         "keras": keras.__version__,
         "tensorflow": tf.__version__,
         "model": {"input": shape, "layers": [spec for spec, _ in pairs]},
-        "train": {"batch_size": batch, "optimizer": opt_spec, "loss": "categorical_crossentropy", "convention": convention},
+        "train": {"batch_size": batch, "optimizer": opt_spec, "loss": loss_name, "convention": convention},
         "classes": CLASSES,
         "pixels": [int(v) for v in pixels.ravel()],
         "labels": [int(v) for v in labels],

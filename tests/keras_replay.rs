@@ -40,6 +40,7 @@ struct Fixture {
 struct FixtureTrain {
     batch_size: usize,
     optimizer: OptimizerSpec,
+    loss: nnlab_nn::Loss,
     convention: LossConvention,
 }
 
@@ -111,7 +112,7 @@ fn replay(fixture: &Fixture) -> Deviation {
         epochs: 1,
         batch_size: fixture.train.batch_size,
         optimizer: fixture.train.optimizer.clone(),
-        loss: nnlab_nn::Loss::CategoricalCrossentropy,
+        loss: fixture.train.loss,
         convention: fixture.train.convention,
     };
     let data = Dataset::from_u8(&fixture.pixels, &fixture.labels, &fixture.model.input, &Device::Cpu).unwrap();
