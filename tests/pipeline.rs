@@ -250,6 +250,20 @@ fn check_answer_key_and_grading(run_dir: &Path, report_dir: &Path, tables: &Tabl
     assert_eq!(q5.unit.as_deref(), Some("fraction"));
     assert!(q5.low.unwrap() < stat.mean && stat.mean < q5.high.unwrap());
     assert!(key.answers.iter().any(|a| a.kind == AnswerKind::Category), "a chosen model or cell is keyed as a category");
+    // Every choice states how many replicates, each on its own, make it too.
+    for id in [
+        "a7b.q2b.best_lr",
+        "a7b.q2c.best_cell",
+        "a7b.q3b.best_l2",
+        "a7a.q2d.best_factor",
+        "a7a.q3a.best_cnn",
+        "tp.m2.better",
+        "tp.m3.best",
+    ] {
+        let choice = key.answer(id).unwrap_or_else(|| panic!("{id} is keyed"));
+        let (agree, of) = (choice.agree.unwrap_or_else(|| panic!("{id} has no agreement")), choice.of.unwrap());
+        assert!(of >= 1 && agree <= of, "{id}: {agree} of {of}");
+    }
     assert!(key.answers.len() >= 30, "{} answers", key.answers.len());
 
     let tmp = tempfile::tempdir().unwrap();

@@ -252,6 +252,8 @@ struct ChoiceView {
     metric: String,
     label: String,
     stat: Stat,
+    /// How many replicates, each on its own, choose the same cell.
+    agreement: Agreement,
     runner_up_label: Option<String>,
     runner_up: Option<Stat>,
     clear: bool,
@@ -325,13 +327,28 @@ fn grid(tables: &Tables, experiment: &Experiment, choice: &Choice, best: ModelVi
         heat,
         heat_figure: format!("figures/{}-heat.svg", experiment.id),
         table,
-        choice: choice_view(choice),
+        choice: choice_view(choice, cell_agreement(tables, &experiment.id, choice)?),
         best,
         longer_training,
     })
 }
 
-fn choice_view(choice: &Choice) -> ChoiceView {
+/// The grid's cells, each replicate voting on its own values of the choice's metric.
+fn cell_agreement(tables: &Tables, experiment: &str, choice: &Choice) -> Result<Agreement> {
+    let sign = match choice.goal {
+        crate::catalogue::Goal::Maximise => 1.0,
+        crate::catalogue::Goal::Minimise => -1.0,
+    };
+    let labels: Vec<String> = tables.point_stats(experiment, &choice.metric)?.into_iter().map(|(label, _)| label).collect();
+    let replicates: Vec<Vec<f64>> = labels
+        .iter()
+        .map(|label| Ok(tables.point_replicate_values(experiment, label, &choice.metric)?.iter().map(|v| sign * v).collect()))
+        .collect::<Result<_>>()?;
+    let chosen = labels.iter().position(|l| *l == choice.chosen.label).context("the chosen cell is not in the tables")?;
+    Ok(replicate_agreement(&replicates, chosen))
+}
+
+fn choice_view(choice: &Choice, agreement: Agreement) -> ChoiceView {
     let clear = choice.runner_up.as_ref().is_none_or(|r| {
         choice.chosen.stat.mean - r.stat.mean > choice.chosen.stat.std.unwrap_or(0.0) + r.stat.std.unwrap_or(0.0)
     });
@@ -342,6 +359,7 @@ fn choice_view(choice: &Choice) -> ChoiceView {
         runner_up_label: choice.runner_up.as_ref().map(|r| r.label.clone()),
         runner_up: choice.runner_up.as_ref().map(|r| r.stat),
         clear,
+        agreement,
     }
 }
 

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::context::{compare, model_view, Comparison, Figure, FigureFile, ModelView};
+use super::context::{compare, model_view, replicate_agreement, Agreement, Comparison, Figure, FigureFile, ModelView};
 use super::{BuiltPage, RenderInput};
 use crate::analysis::{load_result, ProjectionJob, ProjectionResult, RAW};
 use crate::catalogue::{AnalysisConfig, Method};
@@ -343,6 +343,8 @@ fn per_class(separation: &SeparationTables, representation: &str, methods: &[Met
 struct Ordering {
     order: Vec<Ranked>,
     best: String,
+    /// How many replicates (seeds), each on its own neighbourhood hit, rank the same candidate first.
+    agreement: Agreement,
     best_representation: String,
     worst: String,
     hull_agrees: bool,
@@ -392,8 +394,11 @@ fn ordering(separation: &SeparationTables, candidates: &[(&str, Method)]) -> Res
             Ok(Ranked { representation: candidates[i].0.to_string(), method: candidates[i].1.title(), name: name(i), nh: nh(i)? })
         })
         .collect::<Result<Vec<_>>>()?;
+    let replicates: Vec<Vec<f64>> =
+        candidates.iter().map(|(r, m)| separation.replicate_values(r, m.name(), "nh")).collect::<Result<_>>()?;
     Ok(Ordering {
         order,
+        agreement: replicate_agreement(&replicates, best),
         best: name(best),
         best_representation: candidates[best].0.to_string(),
         worst: name(*by_nh.last().expect("at least one candidate")),
