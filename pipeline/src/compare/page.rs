@@ -17,6 +17,8 @@ struct PageContext<'a> {
     b: SideView,
     alpha: f64,
     noise: super::Noise,
+    /// A side is a bench output, whose samples are the timed epochs of one invocation.
+    bench: bool,
     verdicts: Vec<VerdictCount>,
     metrics: Vec<MetricTable>,
     replays: Option<ReplaysView>,
@@ -114,6 +116,7 @@ pub fn write(comparison: &Comparison, a: &Side, b: &Side, templates: &Path, out_
         b: side_view(b),
         alpha: super::ALPHA,
         noise: comparison.noise,
+        bench: a.source == Source::Bench || b.source == Source::Bench,
         verdicts: verdict_counts(comparison),
         metrics,
         replays: replays_view(comparison),
