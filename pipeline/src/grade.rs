@@ -141,8 +141,11 @@ pub struct GradeRow {
     pub read_as: Option<f64>,
     pub accepted: String,
     pub status: Status,
+    /// A time or a speed (the key's `machine_dependent`): shown, but not counted with the others.
+    pub machine_dependent: bool,
 }
 
+/// Counts over the answers that are not machine-dependent (`machine_*` over those that are).
 #[derive(Debug, Clone, Serialize)]
 pub struct Grade {
     pub rows: Vec<GradeRow>,
@@ -150,6 +153,8 @@ pub struct Grade {
     pub outside: usize,
     pub missing: usize,
     pub unknown: usize,
+    pub machine_within: usize,
+    pub machine_total: usize,
 }
 
 /// Grades `submission` against `key`: every key answer in key order, then the unknown ids.
@@ -170,6 +175,7 @@ pub fn grade(key: &AnswerKey, submission: &[(String, Submitted)]) -> Result<Grad
                 read_as: None,
                 accepted,
                 status: Status::Missing,
+                machine_dependent: answer.machine_dependent,
             });
             continue;
         };
@@ -191,7 +197,14 @@ pub fn grade(key: &AnswerKey, submission: &[(String, Submitted)]) -> Result<Grad
                 (if (low..=high).contains(&x) { Status::Within } else { Status::Outside }, Some(x))
             }
         };
-        rows.push(GradeRow { id: answer.id.clone(), submitted: value.shown(), read_as, accepted, status });
+        rows.push(GradeRow {
+            id: answer.id.clone(),
+            submitted: value.shown(),
+            read_as,
+            accepted,
+            status,
+            machine_dependent: answer.machine_dependent,
+        });
     }
     if !problems.is_empty() {
         bail!("the submission cannot be graded:\n{}", problems.join("\n"));
@@ -203,14 +216,18 @@ pub fn grade(key: &AnswerKey, submission: &[(String, Submitted)]) -> Result<Grad
             read_as: None,
             accepted: "–".into(),
             status: Status::UnknownId,
+            machine_dependent: false,
         });
     }
-    let count = |status| rows.iter().filter(|r| r.status == status).count();
+    let count = |status| rows.iter().filter(|r| r.status == status && !r.machine_dependent).count();
+    let machine = || rows.iter().filter(|r| r.machine_dependent);
     Ok(Grade {
         within: count(Status::Within),
         outside: count(Status::Outside),
         missing: count(Status::Missing),
         unknown: count(Status::UnknownId),
+        machine_within: machine().filter(|r| r.status == Status::Within).count(),
+        machine_total: machine().count(),
         rows,
     })
 }
@@ -248,6 +265,7 @@ struct RowView {
     accepted: String,
     status: &'static str,
     within: bool,
+    machine_dependent: bool,
 }
 
 const CSV_FILE: &str = "grade.csv";
@@ -272,6 +290,7 @@ pub fn write(
             accepted: r.accepted.clone(),
             status: r.status.text(),
             within: r.status == Status::Within,
+            machine_dependent: r.machine_dependent,
         })
         .collect();
     let context = GradeContext {
@@ -299,14 +318,15 @@ pub fn write(
 
 pub fn csv(grade: &Grade) -> String {
     let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
-    let mut out = String::from("id,submitted,read_as,accepted,status\n");
+    let mut out = String::from("id,submitted,read_as,accepted,machine_dependent,status\n");
     for r in &grade.rows {
         out += &format!(
-            "{},{},{},{},{}\n",
+            "{},{},{},{},{},{}\n",
             quote(&r.id),
             quote(&r.submitted),
             r.read_as.map_or(String::new(), |x| x.to_string()),
             quote(&r.accepted),
+            r.machine_dependent,
             r.status.text()
         );
     }
@@ -333,6 +353,7 @@ mod tests {
             value: value.map(str::to_string),
             agree: None,
             of: None,
+            machine_dependent: false,
         };
         AnswerKey {
             run: KeyRun { profile: "smoke".into(), seed: 42, commit: "c".into(), finished_at: "t".into() },
@@ -342,14 +363,20 @@ mod tests {
                 answer("a1.params", AnswerKind::Exact, None, Some(99.5), Some(100.5), None),
                 answer("a1.best", AnswerKind::Category, None, None, None, Some("a7a.cnn3")),
                 answer("a1.loss", AnswerKind::Replicates, None, Some(0.1), Some(0.2), None),
+                KeyAnswer {
+                    machine_dependent: true,
+                    ..answer("a1.seconds", AnswerKind::Replicates, None, Some(1.0), Some(2.0), None)
+                },
             ],
         }
     }
 
     #[test]
     fn fractions_percentages_categories_missing_and_unknown_ids() {
-        let submission =
-            parse_toml("\"a1.acc\" = \"96 %\"\n\"a1.best\" = \" A7A.CNN3 \"\n\"a1.params\" = 101\nx.y = 3\n").unwrap();
+        let submission = parse_toml(
+            "\"a1.acc\" = \"96 %\"\n\"a1.best\" = \" A7A.CNN3 \"\n\"a1.params\" = 101\nx.y = 3\n\"a1.seconds\" = 1.5\n",
+        )
+        .unwrap();
         let grade = grade(&key(), &submission).unwrap();
         let status = |id: &str| grade.rows.iter().find(|r| r.id == id).unwrap().status;
         assert_eq!(status("a1.acc"), Status::Within);
@@ -358,6 +385,8 @@ mod tests {
         assert_eq!(status("a1.loss"), Status::Missing);
         assert_eq!(status("x.y"), Status::UnknownId, "nested TOML tables are dotted ids");
         assert_eq!((grade.within, grade.outside, grade.missing, grade.unknown), (2, 1, 1, 1));
+        assert_eq!((grade.machine_within, grade.machine_total), (1, 1), "a time is counted apart");
+        assert_eq!((grade.machine_within, grade.machine_total), (1, 1), "a time is counted apart");
         // The same answers as fractions and plain percentages, from CSV.
         let csv = parse_csv("id,value\na1.acc,0.96\na1.loss,0.15\n").unwrap();
         assert_eq!(super::grade(&key(), &csv).unwrap().within, 2);

@@ -43,6 +43,7 @@ pub struct KeyRules {
     pub percent: String,
     pub interval: String,
     pub category: String,
+    pub machine_dependent: String,
 }
 
 impl Default for KeyRules {
@@ -55,6 +56,9 @@ impl Default for KeyRules {
                        mean ± t(n−1)·s·√(1 + 1/n), widened to at least half a unit of the last printed decimal"
                 .into(),
             category: "categories are matched as text, ignoring case and surrounding spaces".into(),
+            machine_dependent: "answers marked machine_dependent (times, speeds) are graded like the others but \
+                                counted apart: they describe the machine that ran the reference"
+                .into(),
         }
     }
 }
@@ -98,6 +102,10 @@ pub struct KeyAnswer {
     pub agree: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub of: Option<u64>,
+    /// A time or a speed: it describes the machine that ran the reference more than the model, so
+    /// a grader reads it as information, not as a right or wrong answer.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub machine_dependent: bool,
 }
 
 impl AnswerKey {
@@ -167,6 +175,7 @@ fn key_answer(page: &str, answer: &RecordedAnswer) -> Result<KeyAnswer> {
         value: None,
         agree: None,
         of: None,
+        machine_dependent: answer.timing,
     };
     if let Some(agreement) = &answer.agreement {
         let count = |name: &str| agreement.get(name).and_then(serde_json::Value::as_u64);
@@ -228,7 +237,7 @@ mod tests {
     use serde_json::json;
 
     fn recorded(id: &str, value: serde_json::Value, percent: bool, decimals: Option<usize>) -> RecordedAnswer {
-        RecordedAnswer { id: id.into(), text: value.to_string(), value, percent, decimals, agreement: None }
+        RecordedAnswer { id: id.into(), text: value.to_string(), value, percent, decimals, agreement: None, timing: false }
     }
 
     fn manifest() -> RunManifest {

@@ -353,11 +353,13 @@ fn execute(command: Command, sources: Sources) -> Result<()> {
             let grade = nnlab::grade::grade(&answer_key, &submitted)?;
             let page = nnlab::grade::write(&grade, &answer_key, &key, &submission, &sources.templates, &out_dir)?;
             println!(
-                "{} within, {} outside, {} missing, {} unknown ids; wrote {}",
+                "{} within, {} outside, {} missing, {} unknown ids; machine-dependent (times, speeds), counted apart: {} of {} within; wrote {}",
                 grade.within,
                 grade.outside,
                 grade.missing,
                 grade.unknown,
+                grade.machine_within,
+                grade.machine_total,
                 page.display()
             );
         }

@@ -43,6 +43,8 @@ pub struct RecordedAnswer {
     pub decimals: Option<usize>,
     /// For a choice (the best of several): `{agree, of}`, how many replicates on their own make it too.
     pub agreement: Option<Value>,
+    /// A time or a speed (`timing=true`): a property of the machine more than of the model.
+    pub timing: bool,
 }
 
 /// The answers recorded while rendering, in the order the pages printed them.
@@ -178,7 +180,8 @@ impl MeanStd {
 /// as `mean ± std (n)`, a number with `d` decimals, a text or an integer as it is — in a span
 /// carrying its answer id, so that tests and graders find every reported figure in the HTML, and
 /// records it in the answer log. A summary must say how it is printed. `agreement={agree, of}`
-/// records, for a choice, how many replicates make it on their own.
+/// records, for a choice, how many replicates make it on their own; `timing=true` marks a time or a
+/// speed, which depends on the machine.
 struct AnswerSpan {
     log: AnswerLog,
 }
@@ -233,6 +236,7 @@ impl HelperDef for AnswerSpan {
             percent: format.is_some_and(|(percent, _)| percent),
             decimals: format.map(|(_, decimals)| decimals),
             agreement: h.hash_get("agreement").map(|a| a.value().clone()),
+            timing: h.hash_get("timing").is_some_and(|t| t.value().as_bool() == Some(true)),
         });
         out.write(&format!(r#"<span class="answer" data-answer="{}">{}</span>"#, escape_html(id), escape_html(&text)))?;
         Ok(())
@@ -417,13 +421,14 @@ mod tests {
             r#"<span class="answer" data-answer="a1.q5.test_acc">98.0 ± 0.1 % (n = 3)</span>"#
         );
         assert_eq!(render(r#"{{answer "a1.params" 203530}}"#), r#"<span class="answer" data-answer="a1.params">203530</span>"#);
-        assert!(render(r#"{{answer "x.lr" lr dec=3}}"#).contains(">0.050<"));
+        assert!(render(r#"{{answer "x.lr" lr dec=3 timing=true}}"#).contains(">0.050<"));
         assert!(render(r#"{{answer "x.best" best}}"#).contains(">a7a.cnn3<"));
         let recorded = log.take();
         assert_eq!(recorded.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), ["a1.q5.test_acc", "a1.params", "x.lr", "x.best"]);
         assert_eq!((recorded[0].percent, recorded[0].decimals), (true, Some(1)));
         assert_eq!(recorded[0].value, data["acc"]);
         assert_eq!((recorded[1].value.clone(), recorded[1].decimals), (json!(203530), None));
+        assert_eq!(recorded.iter().map(|a| a.timing).collect::<Vec<_>>(), [false, false, true, false]);
         assert!(log.take().is_empty(), "taking empties the log");
     }
 
