@@ -29,10 +29,16 @@ pub fn welch(a: &[f64], b: &[f64]) -> Option<Welch> {
         return None;
     }
     let t = (ma - mb) / se2.sqrt();
-    let df = se2 * se2 / (sa * sa / (a.len() - 1) as f64 + sb * sb / (b.len() - 1) as f64);
+    let df = satterthwaite(sa, a.len(), sb, b.len());
     let dist = StudentsT::new(0.0, 1.0, df).ok()?;
     let p = 2.0 * (1.0 - dist.cdf(t.abs()));
     Some(Welch { difference: ma - mb, se: se2.sqrt(), t, df, p })
+}
+
+/// Welch–Satterthwaite degrees of freedom of a sum of two squared standard errors `sa` and `sb`
+/// estimated from `na` and `nb` values.
+fn satterthwaite(sa: f64, na: usize, sb: f64, nb: usize) -> f64 {
+    (sa + sb).powi(2) / (sa * sa / (na - 1) as f64 + sb * sb / (nb - 1) as f64)
 }
 
 /// A 95% interval for mean(a) − mean(b), on Welch's degrees of freedom; `None` where the test is
@@ -70,8 +76,7 @@ pub fn ratio_test(a: &[f64], b: &[f64]) -> Option<RatioTest> {
     if se2 <= 0.0 {
         return None;
     }
-    let df = se2 * se2 / (ra * ra / (a.len() - 1) as f64 + rb * rb / (b.len() - 1) as f64);
-    let dist = StudentsT::new(0.0, 1.0, df).ok()?;
+    let dist = StudentsT::new(0.0, 1.0, satterthwaite(ra, a.len(), rb, b.len())).ok()?;
     let log_ratio = (mb / ma).ln();
     let half = dist.inverse_cdf(0.975) * se2.sqrt();
     let p = 2.0 * (1.0 - dist.cdf(log_ratio.abs() / se2.sqrt()));
@@ -84,10 +89,8 @@ pub fn prediction_interval(xs: &[f64]) -> Option<(f64, f64)> {
     if xs.len() < 2 {
         return None;
     }
-    let n = xs.len() as f64;
     let (mean, var) = mean_var(xs);
-    let half = t_quantile(n - 1.0)? * var.sqrt() * (1.0 + 1.0 / n).sqrt();
-    Some((mean - half, mean + half))
+    prediction_interval_of(mean, var.sqrt(), xs.len())
 }
 
 /// Same for a summary (mean, sample std, n) when the values themselves are not at hand.
