@@ -17,6 +17,7 @@ pub mod grade;
 pub mod key;
 pub mod manifest;
 pub mod plan;
+pub mod playground;
 pub mod profile;
 pub mod progress;
 pub mod render;

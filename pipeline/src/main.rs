@@ -193,7 +193,8 @@ struct Selection {
     #[arg(long, default_value_t = 42)]
     seed: u64,
     /// Only these assignments or experiments (repeatable, e.g. `--only a1 --only tp.mlp`; default:
-    /// all). Reports are rendered for the assignments selected whole.
+    /// all); `a1.playground` selects a1's Playground study (x2, x3) alone. Reports are rendered for
+    /// the assignments selected whole.
     #[arg(long = "only", alias = "assignment")]
     assignments: Vec<String>,
 }

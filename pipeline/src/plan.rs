@@ -197,7 +197,8 @@ impl Selection {
         for wanted in only {
             let known = catalogue.assignment(wanted).is_some()
                 || catalogue.experiment(wanted).is_some()
-                || catalogue.assignments.iter().flat_map(|a| &a.evaluations).any(|s| &s.id == wanted);
+                || catalogue.assignments.iter().flat_map(|a| &a.evaluations).any(|s| &s.id == wanted)
+                || catalogue.assignments.iter().any(|a| a.playground.is_some() && *wanted == playground_id(&a.id));
             if !known {
                 let assignments: Vec<&str> = catalogue.assignments.iter().map(|a| a.id.as_str()).collect();
                 bail!(
@@ -232,6 +233,11 @@ impl Selection {
     pub fn evaluates(&self, study: &str) -> bool {
         self.evaluations.contains(study)
     }
+}
+
+/// The selection id of an assignment's Playground study alone: `<assignment>.playground`.
+pub fn playground_id(assignment: &str) -> String {
+    format!("{assignment}.playground")
 }
 
 /// Whether the selection `only` (see [`plan`]) names `item` (an experiment or evaluation) of `assignment`.

@@ -30,6 +30,12 @@ pub struct Profile {
     /// Each sweep axis keeps at most this many of its values, evenly spaced, both ends kept (all if absent).
     #[serde(default)]
     pub max_axis_values: Option<usize>,
+    /// Caps on the Playground study: epochs of every training, and the size of the networks its
+    /// search may try (the catalogue's values if absent).
+    #[serde(default)]
+    pub playground_epochs: Option<usize>,
+    #[serde(default)]
+    pub playground_max_parameters: Option<usize>,
 }
 
 impl Profile {
@@ -54,8 +60,9 @@ impl Profile {
             || profile.max_replicates == Some(0)
             || profile.max_epochs == Some(0)
             || profile.max_axis_values.is_some_and(|m| m < 2)
+            || profile.playground_epochs == Some(0)
         {
-            bail!("{}: replicates, max_replicates and max_epochs must be at least 1, max_axis_values at least 2", file.display());
+            bail!("{}: replicates, max_replicates and max_epochs must be at least 1, max_axis_values at least 2, playground_epochs at least 1", file.display());
         }
         if let (Some(points), Some(test)) = (profile.analysis_points, profile.test_samples) {
             if points > test {

@@ -130,7 +130,8 @@ pub fn run(sources: &Sources, request: &RunRequest) -> Result<RunManifest> {
         eprintln!("{} evaluation jobs ran, {} reused from earlier runs", ran.ran, ran.reused);
         evaluated = evaluation_jobs.iter().filter(|j| store.is_complete(&j.id)).cloned().collect();
     }
-    if aggregate(&store, &finished, &evaluated)?.is_none() {
+    let playground_jobs = crate::playground::plan(&catalogue, &profile, request.seed, &request.assignments)?;
+    if aggregate(&store, &finished, &evaluated)?.is_none() && playground_jobs.is_empty() {
         anyhow::bail!("no finished jobs to aggregate: every job of the plan was skipped (see above)");
     }
     run_manifest.jobs = outcome.entries;
@@ -158,6 +159,17 @@ pub fn run(sources: &Sources, request: &RunRequest) -> Result<RunManifest> {
     }
     // Always re-aggregated: tables of an earlier run into this directory must not outlive their plan.
     aggregate_projections(&store, &projections)?;
+
+    if !playground_jobs.is_empty() {
+        let ran = crate::playground::run(&playground_jobs, &store, request.threads)?;
+        eprintln!("{} playground jobs ran, {} reused from earlier runs", ran.ran, ran.reused);
+        let results: Vec<_> =
+            playground_jobs.iter().map(|job| crate::playground::load_result(store.root(), job)).collect::<Result<_>>()?;
+        crate::playground::write_table(&store.tables_dir(), &results)?;
+    } else {
+        // A Playground plan of an earlier run into this directory must not outlive it.
+        crate::playground::forget(&store)?;
+    }
     run_manifest.finished_at = Some(manifest::utc_now());
     run_manifest.wall_seconds = Some(started.elapsed().as_secs_f64());
     store.write_json("manifest.json", &run_manifest)?;

@@ -1,5 +1,6 @@
 //! Datasets for nnlab: the manifest of dataset files, fetching with checksum verification (cache,
-//! local mirror, canonical URLs), the MNIST and CIFAR-10 readers, and test-set transforms.
+//! local mirror, canonical URLs), the MNIST and CIFAR-10 readers, test-set transforms, and the
+//! TensorFlow Playground's 2-D data sets.
 
 mod archive;
 pub mod cifar;
@@ -7,6 +8,7 @@ pub mod error;
 pub mod fetch;
 pub mod manifest;
 pub mod mnist;
+pub mod playground;
 pub mod transform;
 
 pub use cifar::{Cifar10, ColorImageSet};

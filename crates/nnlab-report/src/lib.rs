@@ -5,6 +5,7 @@
 //! and chart data per figure.
 
 mod atomic;
+pub mod boundary;
 pub mod diagram;
 pub mod error;
 pub mod figure;
@@ -17,6 +18,7 @@ pub mod render;
 pub mod scatter;
 
 pub use atomic::write_atomic;
+pub use boundary::{boundary_grid_svg, BoundaryGrid, BoundaryPanel};
 pub use diagram::{layer_diagram_svg, DiagramLayer};
 pub use error::{ReportError, Result};
 pub use figure::{line_chart_svg, LineChart, Point, Series};

@@ -8,6 +8,7 @@
 //! choice) on transformed test sets without retraining.
 
 mod compose;
+mod playground;
 mod sweep;
 
 use std::path::{Path, PathBuf};
@@ -17,6 +18,8 @@ use nnlab_data::Direction;
 use nnlab_nn::{ModelSpec, TrainConfig};
 use serde::{Deserialize, Serialize};
 
+pub use playground::{shape_name, value_label, Knob, PlaygroundStudy, SearchStudy};
+pub(crate) use sweep::thin;
 pub use sweep::{point_label, value_text, AxisValue, SweepAxis};
 
 /// Where validation data comes from, with Keras' two conventions.
@@ -258,6 +261,9 @@ pub struct Assignment {
     pub evaluations: Vec<EvaluationStudy>,
     #[serde(default, rename = "choice")]
     pub choices: Vec<ChoiceSpec>,
+    /// The TensorFlow Playground study (a1's extra questions).
+    #[serde(default)]
+    pub playground: Option<PlaygroundStudy>,
 }
 
 /// An assignment file before its experiments are composed and typed.
@@ -274,6 +280,8 @@ struct RawAssignment {
     evaluations: Vec<EvaluationStudy>,
     #[serde(default, rename = "choice")]
     choices: Vec<ChoiceSpec>,
+    #[serde(default)]
+    playground: Option<PlaygroundStudy>,
 }
 
 impl Assignment {
@@ -330,6 +338,7 @@ impl Catalogue {
                 analysis: raw.analysis,
                 evaluations: raw.evaluations,
                 choices: raw.choices,
+                playground: raw.playground,
             };
             check_assignment(&file, &assignment)?;
             assignments.push(assignment);
@@ -455,6 +464,9 @@ fn read_raw(file: &Path) -> Result<RawAssignment> {
 }
 
 fn check_assignment(file: &Path, assignment: &Assignment) -> Result<()> {
+    if let Some(study) = &assignment.playground {
+        study.check().with_context(|| format!("{}: [playground]", file.display()))?;
+    }
     let mut ids = std::collections::HashSet::new();
     for experiment in &assignment.experiments {
         let origin = format!("{}: experiment {}", file.display(), experiment.id);

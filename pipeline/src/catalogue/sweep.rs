@@ -204,7 +204,7 @@ fn array_index(items: &[Value], array_name: &str, segment: &str, root: &Value) -
 }
 
 /// At most `max` of `values`, evenly spaced, the first and the last kept.
-fn thin(values: &[Value], max: Option<usize>) -> Vec<&Value> {
+pub(crate) fn thin<T>(values: &[T], max: Option<usize>) -> Vec<&T> {
     let n = values.len();
     match max {
         Some(max) if max < n && max >= 2 => {

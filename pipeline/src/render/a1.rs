@@ -29,6 +29,8 @@ struct Page {
     cifar: CifarView,
     lowlevel: nnlab_lowlevel::WorkedExample,
     q15: DropoutCost,
+    /// The extra questions x2 and x3; none when the run had no Playground stage.
+    playground: Option<super::playground::PlaygroundView>,
 }
 
 #[derive(Serialize)]
@@ -49,6 +51,8 @@ pub fn page(input: &RenderInput<'_>) -> Result<BuiltPage> {
         (view("a1.dense_linear")?, view("a1.dense_relu")?, view("a1.softmax_regression")?);
     let (cnn, cnn_dropout) = (view("a1.cnn")?, view("a1.cnn_dropout")?);
     let cifar = cifar_view(input, experiment("a1.cifar_cnn")?, experiment("a1.cnn")?, &mut figures)?;
+    let playground_results = crate::playground::load_all(input.run_dir)?;
+    let playground = super::playground::view(assignment, playground_results.as_deref(), &mut figures)?;
 
     let test_acc = |id: &str| tables.replicate_values(id, "test_acc");
     let versus = |a: &ModelView, b: &ModelView| -> Result<Comparison> {
@@ -82,6 +86,7 @@ pub fn page(input: &RenderInput<'_>) -> Result<BuiltPage> {
         cnn,
         cnn_dropout,
         cifar,
+        playground,
     };
     Ok(BuiltPage { title: format!("a1 — {}", assignment.title), context: serde_json::to_value(page)?, figures })
 }

@@ -129,6 +129,8 @@ pub enum Figure {
     Images(nnlab_report::ImageGrid),
     /// Estimates with their intervals against a reference line.
     Interval(nnlab_report::IntervalChart),
+    /// Decision boundaries of Playground networks.
+    Boundary(nnlab_report::BoundaryGrid),
 }
 
 pub struct FigureFile {
@@ -146,6 +148,7 @@ pub fn write_figures(out_dir: &Path, figures: &[FigureFile]) -> Result<()> {
             Figure::Scatter(chart) => scatter_svg(chart).map(String::into_bytes),
             Figure::Diagram(title, layers) => Ok(nnlab_report::layer_diagram_svg(title, layers).into_bytes()),
             Figure::Interval(chart) => nnlab_report::interval_chart_svg(chart).map(String::into_bytes),
+            Figure::Boundary(grid) => nnlab_report::boundary_grid_svg(grid).map(String::into_bytes),
             Figure::Images(grid) => {
                 Ok(grid.to_png().map_err(anyhow::Error::msg).with_context(|| format!("figure {}", file.path))?)
             }

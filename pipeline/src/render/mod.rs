@@ -4,6 +4,7 @@ mod a1;
 mod a7a;
 mod a7b;
 mod context;
+mod playground;
 mod shift;
 mod tp;
 
