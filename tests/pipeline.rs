@@ -214,6 +214,7 @@ fn smoke_pipeline_end_to_end_then_a_rerun_recomputes_nothing() {
     assert!(first.projections.iter().all(|p| p.status == "ran"));
     check_a7b_report(&run_dir, &report_dir, &tables, &catalogue);
     check_a7a_report(&run_dir, &report_dir, &tables);
+    check_playground_report(&run_dir, &report_dir);
     check_answer_key_and_grading(&run_dir, &report_dir, &tables);
     smoke_snapshot::check(&run_dir);
 
@@ -225,11 +226,73 @@ fn smoke_pipeline_end_to_end_then_a_rerun_recomputes_nothing() {
     assert!(stderr.contains(&format!("0 jobs ran, {} reused", expected_jobs.len())), "{stderr}");
     assert!(stderr.contains(" evaluation jobs ran,") && stderr.contains("0 evaluation jobs ran"), "{stderr}");
     assert!(stderr.contains(&format!("0 projections computed, {} reused", planned_projections.len())), "{stderr}");
+    assert!(stderr.contains("0 playground jobs ran"), "{stderr}");
     let second = manifest(&run_dir);
     assert!(second.jobs.iter().all(|j| j.status == "reused"));
     assert!(second.projections.iter().all(|p| p.status == "reused"));
     assert_eq!(std::fs::read_to_string(run_dir.join("tables/final.csv")).unwrap(), final_csv);
     assert_eq!(std::fs::read_to_string(run_dir.join("tables/separation.csv")).unwrap(), separation_csv);
+}
+
+/// a1's extra questions: the fixed PNAS summary marked as such, every Playground figure the page links,
+/// and its numbers as the run's table of the sweeps gives them.
+fn check_playground_report(run_dir: &Path, report_dir: &Path) {
+    let html = std::fs::read_to_string(report_dir.join("a1.html")).unwrap();
+    for anchor in ["a1.x1", "a1.x2", "a1.x3", "a1.x2.hidden", "a1.x2.learning_rate"] {
+        assert!(html.contains(&format!("id=\"{anchor}\"")), "{anchor} missing");
+    }
+    assert!(html.contains("the report's one fixed text"));
+    for figure in ["a1_x2_hidden_boundaries.svg", "a1_x2_noise_test_loss.svg", "a1_x2_features_curves.svg"] {
+        let svg = std::fs::read_to_string(report_dir.join("figures").join(figure)).unwrap();
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"), "{figure}");
+        assert!(html.contains(&format!("figures/{figure}")), "{figure} not linked");
+    }
+    // tables/playground.csv: dataset,knob,value,parameters,seed,epochs,final_train_loss,final_test_loss,dead_links
+    let csv = std::fs::read_to_string(run_dir.join("tables/playground.csv")).unwrap();
+    let rows: Vec<Vec<String>> = csv
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let (head, rest) = line.split_once(",\"").unwrap();
+            let (value, tail) = rest.split_once("\",").unwrap();
+            head.split(',').map(String::from).chain([value.to_string()]).chain(tail.split(',').map(String::from)).collect()
+        })
+        .collect();
+    let losses = |dataset: &str, knob: &str, value: &str| -> Vec<f64> {
+        rows.iter().filter(|r| r[0] == dataset && r[1] == knob && r[2] == value).map(|r| r[7].parse().unwrap()).collect()
+    };
+    let mean_std = |xs: &[f64]| {
+        let mean = xs.iter().sum::<f64>() / xs.len() as f64;
+        (mean, (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (xs.len() - 1) as f64).sqrt())
+    };
+    for dataset in ["circle", "xor", "gaussians", "spiral"] {
+        // The default network is the activation knob's tanh.
+        let default = losses(dataset, "activation", "tanh");
+        assert_eq!(default.len(), 2, "{dataset}: one row per seed");
+        let (mean, std) = mean_std(&default);
+        let (page_mean, page_std) = two_numbers(&answer(&html, &format!("a1.x2.default.{dataset}.test_loss")));
+        assert!((page_mean - mean).abs() <= 5e-5 + 1e-12 && (page_std - std).abs() <= 5e-5 + 1e-12, "{dataset}");
+        // The best batch size is the one with the lowest mean test loss.
+        let mut values: Vec<&String> = rows.iter().filter(|r| r[0] == dataset && r[1] == "batch_size").map(|r| &r[2]).collect();
+        values.dedup();
+        let best = values
+            .iter()
+            .min_by(|a, b| {
+                mean_std(&losses(dataset, "batch_size", a)).0.total_cmp(&mean_std(&losses(dataset, "batch_size", b)).0)
+            })
+            .unwrap();
+        assert_eq!(&&answer(&html, &format!("a1.x2.batch_size.{dataset}.best")), best, "{dataset}");
+    }
+    let results = nnlab::playground::load_all(run_dir).unwrap().expect("the run had a Playground stage");
+    let search = results
+        .iter()
+        .find_map(|r| match &r.outcome {
+            nnlab::playground::Outcome::Search { outcome, .. } => Some(outcome),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(answer(&html, "a1.x3.networks_trained"), search.networks_trained.to_string());
+    assert!(search.networks_trained >= search.tried.len() && !search.tried.is_empty());
 }
 
 /// The answer key beside the reports lists every answer the pages print, as printed and with the

@@ -101,7 +101,7 @@ impl PlaygroundStudy {
         if search.needed == 0 || search.needed > search.replicates {
             bail!("search.needed must be between 1 and search.replicates ({})", search.replicates);
         }
-        if !(search.bar > 0.0) || search.epochs == 0 {
+        if search.bar.is_nan() || search.bar <= 0.0 || search.epochs == 0 {
             bail!("search.bar must be positive and search.epochs at least 1");
         }
         if search.space.features.is_empty() || search.space.max_neurons == 0 {
