@@ -81,6 +81,31 @@ pub struct KnobRow {
     pub better_than_default: Vec<String>,
     pub worse_than_default: Vec<String>,
     pub no_difference: bool,
+    /// How the test loss runs along an ordered (numeric) knob; none for a categorical one.
+    pub trend: Option<Trend>,
+}
+
+/// The shape of the test loss along a numeric knob, judged on the best and worst values: flat when
+/// they do not differ (Welch, p ≥ 0.05), else where the lowest loss sits.
+#[derive(Debug, Serialize)]
+pub struct Trend {
+    pub flat: bool,
+    pub lowest_at_smallest: bool,
+    pub lowest_at_largest: bool,
+    pub lowest_inside: bool,
+}
+
+impl Trend {
+    fn of(losses: &[Vec<f64>], best: usize, worst: usize) -> Trend {
+        let flat = welch(&losses[best], &losses[worst]).is_none_or(|w| w.p >= 0.05);
+        let last = losses.len() - 1;
+        Trend {
+            flat,
+            lowest_at_smallest: !flat && best == 0,
+            lowest_at_largest: !flat && best == last,
+            lowest_inside: !flat && best != 0 && best != last,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -280,6 +305,8 @@ fn knob_view(
         }
         let best = (0..points.len()).min_by(|&a, &b| stat(&losses[a]).mean.total_cmp(&stat(&losses[b]).mean)).unwrap_or(0);
         let worst = (0..points.len()).max_by(|&a, &b| stat(&losses[a]).mean.total_cmp(&stat(&losses[b]).mean)).unwrap_or(0);
+        let numeric = knob.values.iter().all(|v| v.is_integer() || v.is_float());
+        let trend = (numeric && points.len() > 2).then(|| Trend::of(&losses, best, worst));
         // Agreement counts replicates whose own lowest loss is the same value (higher is better there).
         let negated: Vec<Vec<f64>> = losses.iter().map(|l| l.iter().map(|v| -v).collect()).collect();
         views.push(KnobRow {
@@ -295,6 +322,7 @@ fn knob_view(
             default: default_label,
             better_than_default: better,
             worse_than_default: worse,
+            trend,
             cells,
         });
     }
