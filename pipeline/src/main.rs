@@ -88,6 +88,10 @@ enum Command {
         /// Stop after aggregating; do not render the reports
         #[arg(long)]
         no_render: bool,
+        /// Train the plan's jobs in this many parallel `nnlab job` processes (each with --threads /
+        /// N threads), then go on as usual; for workstations without Slurm
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
     },
     /// Run one job of the plan into the run directory (for job arrays: `nnlab plan --ids` lists them;
     /// a final `nnlab run` with the same options aggregates and renders, reusing every finished job)
@@ -101,6 +105,29 @@ enum Command {
         run_dir: Option<PathBuf>,
         #[command(flatten)]
         threads: Threads,
+    },
+    /// Submit the plan to Slurm: the unfinished training jobs as job arrays (task k runs line k of a
+    /// job list frozen into <run-dir>/slurm/<n>/, each through `nnlab job`), then a collect job after
+    /// all of them that runs `nnlab run` on the same run directory (follow-ups, choices, evaluations,
+    /// projections and the Playground study run there), aggregates and renders. Returns at once;
+    /// `nnlab status` follows the run. Submitting again submits only what is not finished. The run
+    /// directory must be on a filesystem every node sees
+    Slurm {
+        #[command(flatten)]
+        selection: Selection,
+        #[command(flatten)]
+        dirs: Dirs,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// Write the scripts and print how to submit them, but do not call sbatch
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// How far a run directory's training jobs have got: finished, started (running, or left by a
+    /// killed worker) and missing, from the run store alone
+    Status {
+        /// The run directory
+        run_dir: PathBuf,
     },
     /// Measure training throughput (samples/s) of the catalogue's models on synthetic data; writes
     /// a Markdown and a CSV table with the machine's fingerprint
@@ -199,6 +226,35 @@ struct Selection {
     assignments: Vec<String>,
 }
 
+/// What a Slurm cluster needs to know (each becomes an `#SBATCH` line of every task).
+#[derive(Args)]
+struct ClusterArgs {
+    /// Slurm partition
+    #[arg(long)]
+    partition: Option<String>,
+    /// Slurm account
+    #[arg(long)]
+    account: Option<String>,
+    /// Time limit per task, in Slurm's format (e.g. 2:00:00)
+    #[arg(long)]
+    time: Option<String>,
+    /// CPUs per task; also the threads each job trains with
+    #[arg(long, default_value_t = 1)]
+    cpus_per_task: usize,
+    /// Memory per task, in Slurm's format (e.g. 4G)
+    #[arg(long)]
+    mem: Option<String>,
+    /// At most this many tasks at once (the array's %P)
+    #[arg(long)]
+    parallel: Option<usize>,
+    /// The cluster's MaxArraySize (`scontrol show config`): longer job lists become several arrays
+    #[arg(long, default_value_t = 1000)]
+    max_array_size: usize,
+    /// A further #SBATCH option, e.g. --sbatch=--qos=long (repeatable)
+    #[arg(long = "sbatch", allow_hyphen_values = true)]
+    extra: Vec<String>,
+}
+
 #[derive(Args)]
 struct Dirs {
     /// Run directory holding the jobs and tables [default: runs/<profile>]
@@ -226,6 +282,69 @@ impl Dirs {
             .clone()
             .unwrap_or_else(|| PathBuf::from("reports").join(run_dir.file_name().unwrap_or(std::ffi::OsStr::new("run"))))
     }
+}
+
+/// The options that make `nnlab job` (or `nnlab run`) in another process select this plan, every
+/// source named absolutely (a worker may start in another directory, on another node).
+fn job_arguments(sources: &Sources, selection: &Selection) -> Result<Vec<String>> {
+    let mut arguments =
+        vec!["--profile".to_string(), selection.profile.clone(), "--seed".to_string(), selection.seed.to_string()];
+    for only in &selection.assignments {
+        arguments.extend(["--only".to_string(), only.clone()]);
+    }
+    for (flag, path) in
+        [("--catalogue", &sources.catalogue), ("--profiles", &sources.profiles), ("--data-dir", &sources.data.data_dir)]
+    {
+        let path = std::path::absolute(path).with_context(|| format!("cannot make {} absolute", path.display()))?;
+        arguments.extend([flag.to_string(), path.display().to_string()]);
+    }
+    Ok(arguments)
+}
+
+fn slurm(sources: &Sources, selection: &Selection, dirs: &Dirs, cluster: ClusterArgs, dry_run: bool) -> Result<()> {
+    let (_, jobs) = stages::load_plan(sources, &selection.profile, selection.seed, &selection.assignments)?;
+    let run_dir = dirs.run_dir(&selection.profile);
+    let store = nnlab::store::RunStore::open(&run_dir)?;
+    let absolute = |path: &std::path::Path| -> Result<PathBuf> {
+        std::path::absolute(path).with_context(|| format!("cannot make {} absolute", path.display()))
+    };
+    let report_dir = absolute(&dirs.report_dir(&run_dir))?;
+    let arguments = job_arguments(sources, selection)?;
+    let invocation = nnlab::slurm::Invocation {
+        exe: std::env::current_exe().context("cannot find the nnlab binary's own path")?,
+        selection: arguments,
+        run_dir: absolute(&run_dir)?,
+        report_dir: report_dir.clone(),
+    };
+    let options = nnlab::slurm::ClusterOptions {
+        partition: cluster.partition,
+        account: cluster.account,
+        time: cluster.time,
+        cpus_per_task: cluster.cpus_per_task,
+        mem: cluster.mem,
+        parallel: cluster.parallel,
+        max_array_size: cluster.max_array_size,
+        extra: cluster.extra,
+    };
+    let prepared = nnlab::slurm::prepare(&jobs, &store, &invocation, &options)?;
+    println!(
+        "{} training jobs to run ({} already finished); scripts in {}",
+        prepared.pending,
+        prepared.finished,
+        prepared.dir.display()
+    );
+    if dry_run {
+        for script in prepared.arrays.iter().chain([&prepared.collect]) {
+            println!("  {}", script.display());
+        }
+        println!("submit with: sbatch <array script> for each, then sbatch --dependency=afterany:<their ids> collect.sh");
+        return Ok(());
+    }
+    let submitted = nnlab::slurm::submit(&prepared)?;
+    println!("submitted array job(s) {} and collect job {}", submitted.arrays.join(", "), submitted.collect);
+    println!("follow with: nnlab status {}   (or squeue -j {})", run_dir.display(), submitted.arrays.join(","));
+    println!("logs in {}; reports will be in {}", prepared.dir.join("logs").display(), report_dir.display());
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -284,7 +403,7 @@ fn execute(command: Command, sources: Sources) -> Result<()> {
                 println!("ok  {}", path.display());
             }
         }
-        Command::Run { selection, dirs, threads, no_render } => {
+        Command::Run { selection, dirs, threads, no_render, jobs } => {
             let threads = set_threads(threads.threads)?;
             let run_dir = dirs.run_dir(&selection.profile);
             let request = RunRequest {
@@ -298,6 +417,15 @@ fn execute(command: Command, sources: Sources) -> Result<()> {
                 // Before any training: a report that would lack a page must not cost a run first.
                 let catalogue = nnlab::catalogue::Catalogue::load(&sources.catalogue)?;
                 nnlab::render::check_pages(&catalogue, &sources.templates)?;
+            }
+            if jobs == 0 {
+                anyhow::bail!("--jobs must be at least 1");
+            }
+            if jobs > 1 {
+                let (_, planned) = stages::load_plan(&sources, &selection.profile, selection.seed, &selection.assignments)?;
+                let exe = std::env::current_exe().context("cannot find the nnlab binary's own path")?;
+                let arguments = job_arguments(&sources, &selection)?;
+                nnlab::workers::run_jobs_in_workers(&exe, &arguments, &run_dir, &planned, jobs, (threads / jobs).max(1))?;
             }
             let manifest = stages::run(&sources, &request)?;
             eprintln!(
@@ -317,6 +445,21 @@ fn execute(command: Command, sources: Sources) -> Result<()> {
                 format!("no job {id} in the plan of profile {} with seed {}", selection.profile, selection.seed)
             })?;
             stages::run_single(&sources, &job, &run_dir, threads)?;
+        }
+        Command::Slurm { selection, dirs, cluster, dry_run } => slurm(&sources, &selection, &dirs, cluster, dry_run)?,
+        Command::Status { run_dir } => {
+            let status = nnlab::slurm::status(&run_dir)?;
+            println!(
+                "{}: {} of {} training jobs finished, {} started (running, or left by a killed worker), {} missing",
+                run_dir.display(),
+                status.finished,
+                status.planned,
+                status.started,
+                status.missing
+            );
+            if status.missing + status.started == 0 {
+                println!("every training job is finished; `nnlab run` (or the collect job) aggregates and renders");
+            }
         }
         Command::Bench { experiments, runs, seconds, out_dir, peer, threads } => {
             let threads = set_threads(threads.threads)?;

@@ -1,0 +1,311 @@
+//! Scale-out on Slurm: the plan's training jobs as job arrays (task k runs line k of a frozen job
+//! list through `nnlab job`), then one collect job that runs `nnlab run` on the same run directory:
+//! it finds every finished job, runs what depends on them (follow-ups, choices, evaluations,
+//! projections, the Playground study), aggregates and renders.
+//!
+//! Nothing here relies on Slurm's accounting or on nodes seeing each other's writes at once: a job
+//! is finished when its directory, completion marker last, has been renamed into place (see
+//! `store.rs`), so resubmitting the same run submits only what is missing and a task whose job is
+//! already finished exits at once.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use crate::plan::Job;
+use crate::store::RunStore;
+
+/// What the cluster needs to know, passed through to `#SBATCH` lines.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterOptions {
+    pub partition: Option<String>,
+    pub account: Option<String>,
+    /// Per task, in Slurm's format (e.g. `2:00:00`).
+    pub time: Option<String>,
+    /// Per task; also the threads each `nnlab job` uses.
+    pub cpus_per_task: usize,
+    /// Per task, in Slurm's format (e.g. `4G`).
+    pub mem: Option<String>,
+    /// At most this many array tasks at once (`%P`); none: as many as the cluster gives.
+    pub parallel: Option<usize>,
+    /// The cluster's MaxArraySize: longer job lists are split into several arrays.
+    pub max_array_size: usize,
+    /// Further `#SBATCH` lines, without the prefix (e.g. `--qos=long`).
+    pub extra: Vec<String>,
+}
+
+/// How every task and the collect job call nnlab: the binary and the options that select the plan.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    pub exe: PathBuf,
+    /// `--profile … --seed … --only …` and source options, as `nnlab job` and `nnlab run` take them.
+    pub selection: Vec<String>,
+    pub run_dir: PathBuf,
+    pub report_dir: PathBuf,
+}
+
+/// The scripts of one submission, written under `<run>/slurm/<n>/`.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub dir: PathBuf,
+    /// Training jobs not yet finished, in plan order (line k of jobs.txt is task k overall).
+    pub pending: usize,
+    pub finished: usize,
+    /// One array script per chunk of at most `max_array_size` tasks.
+    pub arrays: Vec<PathBuf>,
+    pub collect: PathBuf,
+}
+
+/// What `sbatch` said.
+#[derive(Debug, Clone)]
+pub struct Submitted {
+    pub arrays: Vec<String>,
+    pub collect: String,
+}
+
+/// Freezes the unfinished jobs of `jobs` and writes the array and collect scripts.
+pub fn prepare(jobs: &[Job], store: &RunStore, invocation: &Invocation, options: &ClusterOptions) -> Result<Prepared> {
+    if options.cpus_per_task == 0 || options.max_array_size == 0 || options.parallel == Some(0) {
+        bail!("--cpus-per-task, --max-array-size and --parallel must be at least 1");
+    }
+    let pending: Vec<&Job> = jobs.iter().filter(|j| !store.is_complete(&j.id)).collect();
+    let dir = next_submission_dir(store.root())?;
+    std::fs::create_dir_all(dir.join("logs"))?;
+    store.write_json("plan.json", &jobs)?;
+    let list: String = pending.iter().map(|j| format!("{}\n", j.id)).collect();
+    nnlab_report::write_atomic(&dir.join("jobs.txt"), list.as_bytes())?;
+
+    let mut arrays = Vec::new();
+    for (chunk, start) in (0..pending.len()).step_by(options.max_array_size).enumerate() {
+        let len = options.max_array_size.min(pending.len() - start);
+        let path = dir.join(format!("array-{chunk}.sh"));
+        write_script(&path, &array_script(&dir, invocation, options, start, len)?)?;
+        arrays.push(path);
+    }
+    let collect = dir.join("collect.sh");
+    write_script(&collect, &collect_script(&dir, invocation, options)?)?;
+    Ok(Prepared { dir, pending: pending.len(), finished: jobs.len() - pending.len(), arrays, collect })
+}
+
+/// Submits the arrays, then the collect job after all of them (`afterany`: it runs whatever the
+/// tasks left, reports what is still missing, and a resubmission picks that up).
+pub fn submit(prepared: &Prepared) -> Result<Submitted> {
+    let mut arrays = Vec::new();
+    for script in &prepared.arrays {
+        arrays.push(sbatch(&[], script)?);
+    }
+    let dependency = (!arrays.is_empty()).then(|| format!("--dependency=afterany:{}", arrays.join(":")));
+    let collect = sbatch(dependency.as_deref().into_iter().collect::<Vec<_>>().as_slice(), &prepared.collect)?;
+    Ok(Submitted { arrays, collect })
+}
+
+fn sbatch(args: &[&str], script: &Path) -> Result<String> {
+    let output = Command::new("sbatch")
+        .arg("--parsable")
+        .args(args)
+        .arg(script)
+        .output()
+        .context("cannot run sbatch (is Slurm's client installed and on PATH?)")?;
+    if !output.status.success() {
+        bail!("sbatch {} failed: {}", script.display(), String::from_utf8_lossy(&output.stderr).trim().replace('\n', " "));
+    }
+    // --parsable prints "jobid" or "jobid;cluster".
+    let text = String::from_utf8_lossy(&output.stdout);
+    let id = text.trim().split(';').next().unwrap_or_default().to_string();
+    if id.is_empty() || !id.chars().all(|c| c.is_ascii_digit()) {
+        bail!("sbatch {} printed no job id: {text:?}", script.display());
+    }
+    Ok(id)
+}
+
+/// `<run>/slurm/1`, `2`, …: each submission keeps its own job list, scripts and logs.
+fn next_submission_dir(run_dir: &Path) -> Result<PathBuf> {
+    let base = run_dir.join("slurm");
+    std::fs::create_dir_all(&base).with_context(|| format!("cannot create {}", base.display()))?;
+    let used = std::fs::read_dir(&base)?.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<usize>().ok()).max().unwrap_or(0);
+    Ok(base.join((used + 1).to_string()))
+}
+
+fn header(name: &str, dir: &Path, options: &ClusterOptions, output: &str) -> String {
+    let mut lines = vec![
+        "#!/bin/bash".to_string(),
+        format!("#SBATCH --job-name={name}"),
+        format!("#SBATCH --output={}", dir.join("logs").join(output).display()),
+        format!("#SBATCH --cpus-per-task={}", options.cpus_per_task),
+        // A preempted or timed-out task may run again: its partial directory is abandoned and the
+        // job starts over; a finished one exits at once.
+        "#SBATCH --requeue".to_string(),
+    ];
+    let optional =
+        [("partition", &options.partition), ("account", &options.account), ("time", &options.time), ("mem", &options.mem)];
+    for (key, value) in optional {
+        if let Some(value) = value {
+            lines.push(format!("#SBATCH --{key}={value}"));
+        }
+    }
+    lines.extend(options.extra.iter().map(|extra| format!("#SBATCH {extra}")));
+    lines.join("\n") + "\n"
+}
+
+fn quoted(path: &Path) -> Result<String> {
+    let text = path.to_str().with_context(|| format!("{} is not valid UTF-8", path.display()))?;
+    Ok(shell_quote(text))
+}
+
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+fn array_script(dir: &Path, invocation: &Invocation, options: &ClusterOptions, start: usize, len: usize) -> Result<String> {
+    let mut script = header("nnlab-job", dir, options, "task-%A_%a.out");
+    // The array is submitted with its range in the script, so sbatch needs no arguments.
+    let parallel = options.parallel.map_or(String::new(), |p| format!("%{p}"));
+    script = script.replacen("#!/bin/bash\n", &format!("#!/bin/bash\n#SBATCH --array=0-{}{parallel}\n", len - 1), 1);
+    let selection: Vec<String> = invocation.selection.iter().map(|a| shell_quote(a)).collect();
+    script += &format!(
+        r#"set -euo pipefail
+# Task k of this array runs line {start} + k + 1 of the frozen job list.
+line=$(( {start} + SLURM_ARRAY_TASK_ID + 1 ))
+id=$(sed -n "${{line}}p" {jobs})
+if [ -z "$id" ]; then echo "no line $line in {jobs_text}" >&2; exit 1; fi
+exec {exe} job "$id" {selection} --run-dir {run_dir} --threads {threads}
+"#,
+        jobs = quoted(&dir.join("jobs.txt"))?,
+        jobs_text = dir.join("jobs.txt").display(),
+        exe = quoted(&invocation.exe)?,
+        selection = selection.join(" "),
+        run_dir = quoted(&invocation.run_dir)?,
+        threads = options.cpus_per_task,
+    );
+    Ok(script)
+}
+
+fn collect_script(dir: &Path, invocation: &Invocation, options: &ClusterOptions) -> Result<String> {
+    let mut script = header("nnlab-collect", dir, options, "collect-%j.out");
+    let selection: Vec<String> = invocation.selection.iter().map(|a| shell_quote(a)).collect();
+    script += &format!(
+        "set -euo pipefail\n# Runs what is still missing (and everything that depends on the tasks), aggregates, renders.\n\
+         exec {exe} run {selection} --run-dir {run_dir} --report-dir {report_dir} --threads {threads}\n",
+        exe = quoted(&invocation.exe)?,
+        selection = selection.join(" "),
+        run_dir = quoted(&invocation.run_dir)?,
+        report_dir = quoted(&invocation.report_dir)?,
+        threads = options.cpus_per_task,
+    );
+    Ok(script)
+}
+
+fn write_script(path: &Path, text: &str) -> Result<()> {
+    nnlab_report::write_atomic(path, text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))?;
+    }
+    Ok(())
+}
+
+/// How far a run directory's plan has got, from the run store alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub planned: usize,
+    pub finished: usize,
+    /// Jobs with a partial directory (running now, or abandoned by a killed worker).
+    pub started: usize,
+    pub missing: usize,
+}
+
+/// Counts the planned training jobs of `run_dir` (its `plan.json`) by state.
+pub fn status(run_dir: &Path) -> Result<Status> {
+    let plan_path = run_dir.join("plan.json");
+    if !plan_path.exists() {
+        bail!("{} has no plan.json: nothing was run or submitted into it", run_dir.display());
+    }
+    let jobs: Vec<Job> = crate::store::read_list(&plan_path)?;
+    let store = RunStore::open(run_dir)?;
+    let partial_ids: std::collections::BTreeSet<String> = std::fs::read_dir(run_dir.join("jobs"))?
+        .filter_map(|e| Some(e.ok()?.file_name().to_str()?.split_once(".partial-")?.0.to_string()))
+        .collect();
+    let finished = jobs.iter().filter(|j| store.is_complete(&j.id)).count();
+    let started = jobs.iter().filter(|j| !store.is_complete(&j.id) && partial_ids.contains(&j.id)).count();
+    Ok(Status { planned: jobs.len(), finished, started, missing: jobs.len() - finished - started })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_quoting_survives_quotes_and_spaces() {
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
+
+    #[test]
+    fn the_array_script_picks_its_line_and_passes_the_cluster_options() {
+        let tmp = tempfile::tempdir().unwrap();
+        let invocation = Invocation {
+            exe: PathBuf::from("/opt/nnlab"),
+            selection: vec!["--profile".into(), "smoke".into(), "--seed".into(), "7".into()],
+            run_dir: PathBuf::from("/shared/run"),
+            report_dir: PathBuf::from("/shared/report"),
+        };
+        let options = ClusterOptions {
+            partition: Some("cpu".into()),
+            time: Some("1:00:00".into()),
+            cpus_per_task: 2,
+            parallel: Some(3),
+            max_array_size: 1000,
+            extra: vec!["--qos=long".into()],
+            ..ClusterOptions::default()
+        };
+        let script = array_script(tmp.path(), &invocation, &options, 1000, 5).unwrap();
+        assert!(script.starts_with("#!/bin/bash\n#SBATCH --array=0-4%3\n"), "{script}");
+        for line in ["#SBATCH --partition=cpu", "#SBATCH --time=1:00:00", "#SBATCH --cpus-per-task=2", "#SBATCH --qos=long"] {
+            assert!(script.contains(line), "{line} missing:\n{script}");
+        }
+        assert!(script.contains("line=$(( 1000 + SLURM_ARRAY_TASK_ID + 1 ))"));
+        assert!(
+            script.contains("exec '/opt/nnlab' job \"$id\" '--profile' 'smoke' '--seed' '7' --run-dir '/shared/run' --threads 2")
+        );
+        let collect = collect_script(tmp.path(), &invocation, &options).unwrap();
+        assert!(collect.contains("#SBATCH --partition=cpu"));
+        assert!(
+            !collect.contains("--array")
+                && collect.contains("run '--profile' 'smoke'")
+                && collect.contains("--report-dir '/shared/report'")
+        );
+    }
+
+    #[test]
+    fn a_submission_freezes_only_unfinished_jobs_and_splits_long_lists() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (_, jobs) = crate::stages::load_plan(&crate::stages::Sources::default(), "smoke", 42, &["tp".into()]).unwrap();
+        assert!(jobs.len() >= 5, "tp's smoke plan has {} jobs", jobs.len());
+        let store = RunStore::open(tmp.path()).unwrap();
+        // The first job finished earlier; another was started and abandoned.
+        std::fs::create_dir_all(tmp.path().join("jobs").join(&jobs[0].id)).unwrap();
+        std::fs::write(tmp.path().join("jobs").join(&jobs[0].id).join(crate::store::DONE_MARKER), "{}").unwrap();
+        std::fs::create_dir_all(tmp.path().join("jobs").join(format!("{}.partial-host-1", jobs[1].id))).unwrap();
+        let invocation = Invocation {
+            exe: PathBuf::from("nnlab"),
+            selection: vec![],
+            run_dir: tmp.path().to_path_buf(),
+            report_dir: tmp.path().join("report"),
+        };
+        let options = ClusterOptions { cpus_per_task: 1, max_array_size: 2, ..ClusterOptions::default() };
+        let prepared = prepare(&jobs, &store, &invocation, &options).unwrap();
+        assert_eq!((prepared.pending, prepared.finished), (jobs.len() - 1, 1));
+        let list = std::fs::read_to_string(prepared.dir.join("jobs.txt")).unwrap();
+        let listed: Vec<&str> = list.lines().collect();
+        assert_eq!(listed, jobs[1..].iter().map(|j| j.id.as_str()).collect::<Vec<_>>());
+        assert_eq!(prepared.arrays.len(), (jobs.len() - 1).div_ceil(2));
+        let last = std::fs::read_to_string(prepared.arrays.last().unwrap()).unwrap();
+        let start = 2 * (prepared.arrays.len() - 1);
+        assert!(last.contains(&format!("line=$(( {start} + SLURM_ARRAY_TASK_ID + 1 ))")), "{last}");
+        // A second submission gets its own directory.
+        assert!(prepare(&jobs, &store, &invocation, &options).unwrap().dir.ends_with("slurm/2"));
+        assert_eq!(status(tmp.path()).unwrap(), Status { planned: jobs.len(), finished: 1, started: 1, missing: jobs.len() - 2 });
+    }
+}
