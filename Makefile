@@ -15,7 +15,7 @@ endif
 
 help:
 	@echo "make reports [PROFILE=full|quick|smoke] [SEED=42]  train, aggregate and render into reports/latest/"
-	@echo "make test                                         unit and integration tests (smoke profile, real MNIST)"
+	@echo "make test                                         unit and integration tests (smoke profile, real MNIST; NNLAB_SLURM=1: also on Slurm)"
 	@echo "make data                                         verify or download the datasets into data/"
 	@echo "make bench                                        throughput benchmarks"
 	@echo "make compare A=runs/x B=runs/y                    B against A with statistics (runs, bench outputs, peer JSON lines)"
@@ -29,8 +29,13 @@ help:
 reports:
 	$(NNLAB) run --profile $(PROFILE) --seed $(SEED) --run-dir runs/$(PROFILE) --report-dir reports/$(PROFILE)
 
+# With NNLAB_SLURM=1 (a running Slurm, as .ci/slurm-up.sh starts) the Slurm test runs too; without,
+# cargo lists it as ignored.
 test:
 	$(CARGO) test --workspace
+ifeq ($(NNLAB_SLURM),1)
+	$(CARGO) test --test slurm -- --ignored
+endif
 
 data:
 	$(NNLAB) fetch --dataset mnist --dataset cifar10
