@@ -302,6 +302,9 @@ fn job_arguments(sources: &Sources, selection: &Selection) -> Result<Vec<String>
 }
 
 fn slurm(sources: &Sources, selection: &Selection, dirs: &Dirs, cluster: ClusterArgs, dry_run: bool) -> Result<()> {
+    // The collect job renders: a report that would lack a page must not cost a cluster run first.
+    let catalogue = nnlab::catalogue::Catalogue::load(&sources.catalogue)?;
+    nnlab::render::check_pages(&catalogue, &sources.templates)?;
     let (_, jobs) = stages::load_plan(sources, &selection.profile, selection.seed, &selection.assignments)?;
     let run_dir = dirs.run_dir(&selection.profile);
     let store = nnlab::store::RunStore::open(&run_dir)?;
