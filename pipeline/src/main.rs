@@ -241,6 +241,10 @@ struct ClusterArgs {
     /// CPUs per task; also the threads each job trains with
     #[arg(long, default_value_t = 1)]
     cpus_per_task: usize,
+    /// CPUs (and threads) of the collect job, which runs everything that depends on the trainings
+    /// [default: --cpus-per-task]
+    #[arg(long)]
+    collect_cpus: Option<usize>,
     /// Memory per task, in Slurm's format (e.g. 4G)
     #[arg(long)]
     mem: Option<String>,
@@ -324,6 +328,7 @@ fn slurm(sources: &Sources, selection: &Selection, dirs: &Dirs, cluster: Cluster
         account: cluster.account,
         time: cluster.time,
         cpus_per_task: cluster.cpus_per_task,
+        collect_cpus: cluster.collect_cpus.unwrap_or(cluster.cpus_per_task),
         mem: cluster.mem,
         parallel: cluster.parallel,
         max_array_size: cluster.max_array_size,

@@ -25,6 +25,9 @@ pub struct ClusterOptions {
     pub time: Option<String>,
     /// Per task; also the threads each `nnlab job` uses.
     pub cpus_per_task: usize,
+    /// The collect job's CPUs (and threads): it runs the follow-ups, evaluations, projections and
+    /// the Playground study on one node, so it may want more than a task.
+    pub collect_cpus: usize,
     /// Per task, in Slurm's format (e.g. `4G`).
     pub mem: Option<String>,
     /// At most this many array tasks at once (`%P`); none: as many as the cluster gives.
@@ -66,8 +69,8 @@ pub struct Submitted {
 
 /// Freezes the unfinished jobs of `jobs` and writes the array and collect scripts.
 pub fn prepare(jobs: &[Job], store: &RunStore, invocation: &Invocation, options: &ClusterOptions) -> Result<Prepared> {
-    if options.cpus_per_task == 0 || options.max_array_size == 0 || options.parallel == Some(0) {
-        bail!("--cpus-per-task, --max-array-size and --parallel must be at least 1");
+    if options.cpus_per_task == 0 || options.collect_cpus == 0 || options.max_array_size == 0 || options.parallel == Some(0) {
+        bail!("--cpus-per-task, --collect-cpus, --max-array-size and --parallel must be at least 1");
     }
     let pending: Vec<&Job> = jobs.iter().filter(|j| !store.is_complete(&j.id)).collect();
     let dir = next_submission_dir(store.root())?;
@@ -127,12 +130,12 @@ fn next_submission_dir(run_dir: &Path) -> Result<PathBuf> {
     Ok(base.join((used + 1).to_string()))
 }
 
-fn header(name: &str, dir: &Path, options: &ClusterOptions, output: &str) -> String {
+fn header(name: &str, dir: &Path, options: &ClusterOptions, output: &str, cpus: usize) -> String {
     let mut lines = vec![
         "#!/bin/bash".to_string(),
         format!("#SBATCH --job-name={name}"),
         format!("#SBATCH --output={}", dir.join("logs").join(output).display()),
-        format!("#SBATCH --cpus-per-task={}", options.cpus_per_task),
+        format!("#SBATCH --cpus-per-task={cpus}"),
         // A preempted or timed-out task may run again: its partial directory is abandoned and the
         // job starts over; a finished one exits at once.
         "#SBATCH --requeue".to_string(),
@@ -158,7 +161,7 @@ fn shell_quote(text: &str) -> String {
 }
 
 fn array_script(dir: &Path, invocation: &Invocation, options: &ClusterOptions, start: usize, len: usize) -> Result<String> {
-    let mut script = header("nnlab-job", dir, options, "task-%A_%a.out");
+    let mut script = header("nnlab-job", dir, options, "task-%A_%a.out", options.cpus_per_task);
     // The array is submitted with its range in the script, so sbatch needs no arguments.
     let parallel = options.parallel.map_or(String::new(), |p| format!("%{p}"));
     script = script.replacen("#!/bin/bash\n", &format!("#!/bin/bash\n#SBATCH --array=0-{}{parallel}\n", len - 1), 1);
@@ -182,7 +185,7 @@ exec {exe} job "$id" {selection} --run-dir {run_dir} --threads {threads}
 }
 
 fn collect_script(dir: &Path, invocation: &Invocation, options: &ClusterOptions) -> Result<String> {
-    let mut script = header("nnlab-collect", dir, options, "collect-%j.out");
+    let mut script = header("nnlab-collect", dir, options, "collect-%j.out", options.collect_cpus);
     let selection: Vec<String> = invocation.selection.iter().map(|a| shell_quote(a)).collect();
     script += &format!(
         "set -euo pipefail\n# Runs what is still missing (and everything that depends on the tasks), aggregates, renders.\n\
@@ -191,7 +194,7 @@ fn collect_script(dir: &Path, invocation: &Invocation, options: &ClusterOptions)
         selection = selection.join(" "),
         run_dir = quoted(&invocation.run_dir)?,
         report_dir = quoted(&invocation.report_dir)?,
-        threads = options.cpus_per_task,
+        threads = options.collect_cpus,
     );
     Ok(script)
 }
@@ -255,6 +258,7 @@ mod tests {
             partition: Some("cpu".into()),
             time: Some("1:00:00".into()),
             cpus_per_task: 2,
+            collect_cpus: 4,
             parallel: Some(3),
             max_array_size: 1000,
             extra: vec!["--qos=long".into()],
@@ -270,7 +274,8 @@ mod tests {
             script.contains("exec '/opt/nnlab' job \"$id\" '--profile' 'smoke' '--seed' '7' --run-dir '/shared/run' --threads 2")
         );
         let collect = collect_script(tmp.path(), &invocation, &options).unwrap();
-        assert!(collect.contains("#SBATCH --partition=cpu"));
+        assert!(collect.contains("#SBATCH --partition=cpu") && collect.contains("#SBATCH --cpus-per-task=4"));
+        assert!(collect.contains("--threads 4"));
         assert!(
             !collect.contains("--array")
                 && collect.contains("run '--profile' 'smoke'")
@@ -294,7 +299,7 @@ mod tests {
             run_dir: tmp.path().to_path_buf(),
             report_dir: tmp.path().join("report"),
         };
-        let options = ClusterOptions { cpus_per_task: 1, max_array_size: 2, ..ClusterOptions::default() };
+        let options = ClusterOptions { cpus_per_task: 1, collect_cpus: 1, max_array_size: 2, ..ClusterOptions::default() };
         let prepared = prepare(&jobs, &store, &invocation, &options).unwrap();
         assert_eq!((prepared.pending, prepared.finished), (jobs.len() - 1, 1));
         let list = std::fs::read_to_string(prepared.dir.join("jobs.txt")).unwrap();
