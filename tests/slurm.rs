@@ -1,6 +1,7 @@
 //! The smoke profile through a real Slurm: a job array of at most 2 tasks at once, one task cancelled
-//! mid-run (and the collect job with it), a resubmission that finishes the run, and tables
-//! bit-identical to a local `nnlab run` with the same seed and threads, no job having run twice.
+//! mid-run (and the continuation job with it), a resubmission whose continuation sends the follow-ups
+//! out as a second wave and then collects, and results bit-identical to a local `nnlab run` with the
+//! same seed and threads, no job having run twice.
 //!
 //! It needs a running Slurm controller and node, which `.ci/slurm-up.sh` starts (`.ci/run` does, then
 //! runs this test with `make test` and NNLAB_SLURM=1); without one it is ignored, visibly.
@@ -42,8 +43,8 @@ fn slurm_command(program: &str, args: &[&str]) -> String {
 /// The ids `nnlab slurm` printed: the array jobs and the collect job.
 fn submitted_ids(stdout: &str) -> (Vec<String>, String) {
     let line = stdout.lines().find(|l| l.starts_with("submitted")).unwrap_or_else(|| panic!("no submission line in {stdout}"));
-    // "submitted array job(s) 12, 13 and collect job 14"
-    let (arrays, collect) = line.trim_start_matches("submitted array job(s) ").split_once(" and collect job ").unwrap();
+    // "submitted array job(s) 12, 13 and continuation job 14"
+    let (arrays, collect) = line.trim_start_matches("submitted array job(s) ").split_once(" and continuation job ").unwrap();
     let arrays = arrays.split(", ").filter(|s| !s.is_empty()).map(String::from).collect();
     (arrays, collect.trim().to_string())
 }
@@ -61,13 +62,23 @@ fn wait_until_gone(ids: &[String], limit: Duration) {
     }
 }
 
-/// Every job's history without its wall times, by job id.
+/// Waits until Slurm's queue is empty (this test's jobs submit further jobs of their own).
+fn wait_until_queue_empty(limit: Duration) {
+    let started = Instant::now();
+    while !slurm_command("squeue", &["-h", "-o", "%i"]).trim().is_empty() {
+        assert!(started.elapsed() < limit, "Slurm's queue is not empty after {limit:?}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Every training job's history without its wall times, and its test metrics, by job id.
 fn histories(run_dir: &Path) -> std::collections::BTreeMap<String, String> {
     let mut out = std::collections::BTreeMap::new();
     for entry in std::fs::read_dir(run_dir.join("jobs")).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_str().unwrap().to_string();
-        if name.contains(".partial-") {
+        // Partial directories, and evaluation jobs (no history), are not training results.
+        if name.contains(".partial-") || !path.join("history.csv").is_file() {
             continue;
         }
         let text = std::fs::read_to_string(path.join("history.csv")).unwrap();
@@ -100,16 +111,19 @@ fn jobs_ran(run_dir: &Path) -> usize {
 fn the_smoke_profile_on_slurm_matches_a_local_run() {
     let tmp = tempfile::tempdir().unwrap();
     let (local, cluster) = (tmp.path().join("local"), tmp.path().join("cluster"));
-    let selection = ["--profile", "smoke", "--seed", "42", "--only", "a1"];
-    let (_, planned) = nnlab::stages::load_plan(&nnlab::stages::Sources::default(), "smoke", 42, &["a1".into()]).unwrap();
+    // a7b has a sweep with a follow-up (a second wave) and evaluation jobs; a1's Playground study
+    // runs in the collect step.
+    let selection = ["--profile", "smoke", "--seed", "42", "--only", "a7b", "--only", "a1.playground"];
+    let only = ["a7b".to_string(), "a1.playground".to_string()];
+    let (_, planned) = nnlab::stages::load_plan(&nnlab::stages::Sources::default(), "smoke", 42, &only).unwrap();
     assert!(planned.len() >= 8, "the array should have at least 8 tasks, the plan has {}", planned.len());
 
     let mut args = vec!["run", "--threads", "1", "--no-render", "--run-dir", local.to_str().unwrap()];
     args.extend(selection);
     nnlab(&args);
 
-    // First submission: at most 2 tasks at once; one task is cancelled while it runs, the collect
-    // job with it, so the run is left unfinished.
+    // First submission: at most 2 tasks at once; one task is cancelled while it runs, the
+    // continuation job with it, so the run is left unfinished.
     let report = tmp.path().join("report");
     let mut submit = vec!["slurm", "--cpus-per-task", "1", "--parallel", "2", "--run-dir", cluster.to_str().unwrap()];
     submit.extend(["--report-dir", report.to_str().unwrap()]);
@@ -135,24 +149,34 @@ fn the_smoke_profile_on_slurm_matches_a_local_run() {
         "the cancel left nothing to do: {status}"
     );
 
-    // The resubmission submits only what is missing, and its collect job finishes and renders.
+    // The resubmission submits only what is missing; its continuation sends the follow-ups out as a
+    // second wave, whose continuation collects and renders.
     let stdout = String::from_utf8_lossy(&nnlab(&submit).stdout).to_string();
     let pending: usize = stdout.split_whitespace().next().unwrap().parse().unwrap();
     assert!(pending >= 1 && pending < planned.len(), "{stdout}");
-    let (arrays, collect) = submitted_ids(&stdout);
-    let mut all = arrays;
-    all.push(collect);
-    wait_until_gone(&all, Duration::from_secs(600));
+    wait_until_queue_empty(Duration::from_secs(600));
+    let waves = std::fs::read_dir(cluster.join("slurm")).unwrap().count();
+    assert_eq!(waves, 3, "submission, resubmission and the follow-ups' wave");
+    let follow_ups = std::fs::read_to_string(cluster.join("slurm/3/jobs.txt")).unwrap();
+    assert!(follow_ups.lines().count() >= 1 && follow_ups.lines().all(|l| l.contains("a7b.grid_best")), "{follow_ups}");
     let status = String::from_utf8_lossy(&nnlab(&["status", cluster.to_str().unwrap()]).stdout).to_string();
-    assert!(status.contains(&format!("{0} of {0} training jobs finished", planned.len())), "{status}");
-    assert!(report.join("a1.html").is_file(), "the collect job rendered no report");
-    eprintln!("slurm: {} tasks, one cancelled and resubmitted, in {:.1} s", planned.len(), started.elapsed().as_secs_f64());
+    // The collect's own `nnlab run` records the plan with its follow-ups.
+    assert!(status.contains(" 0 started") && status.contains(" 0 missing"), "{status}");
+    assert!(report.join("a7b.html").is_file(), "the collect job rendered no report");
+    eprintln!(
+        "slurm: {} tasks and the follow-ups, one cancelled and resubmitted, in {:.1} s",
+        planned.len(),
+        started.elapsed().as_secs_f64()
+    );
 
-    // Same results as the local run, bit for bit, and every job trained to completion once.
-    assert_eq!(histories(&cluster), histories(&local));
+    // Same results as the local run, bit for bit (the follow-ups included), and every training job
+    // trained to completion exactly once.
+    let trained = histories(&local);
+    assert!(trained.len() > planned.len(), "the local run trained the follow-ups too");
+    assert_eq!(histories(&cluster), trained);
     assert_eq!(
         std::fs::read_to_string(cluster.join("tables/playground.csv")).unwrap(),
         std::fs::read_to_string(local.join("tables/playground.csv")).unwrap()
     );
-    assert_eq!(jobs_ran(&cluster), planned.len(), "a job ran to completion twice (or not at all)");
+    assert_eq!(jobs_ran(&cluster), trained.len(), "a job ran to completion twice (or not at all)");
 }

@@ -97,7 +97,15 @@ enum Command {
     /// a final `nnlab run` with the same options aggregates and renders, reusing every finished job)
     Job {
         /// The job id, as printed by `nnlab plan`
-        id: String,
+        #[arg(required_unless_present = "from")]
+        id: Option<String>,
+        /// Run entry --index of a frozen job list (JSON, as `nnlab slurm` writes) instead of a job of
+        /// the plan: follow-ups are not in the plan
+        #[arg(long, requires = "index", conflicts_with = "id")]
+        from: Option<PathBuf>,
+        /// The entry of --from to run (0-based)
+        #[arg(long)]
+        index: Option<usize>,
         #[command(flatten)]
         selection: Selection,
         /// Run directory holding the jobs and tables [default: runs/<profile>]
@@ -106,10 +114,11 @@ enum Command {
         #[command(flatten)]
         threads: Threads,
     },
-    /// Submit the plan to Slurm: the unfinished training jobs as job arrays (task k runs line k of a
-    /// job list frozen into <run-dir>/slurm/<n>/, each through `nnlab job`), then a collect job after
-    /// all of them that runs `nnlab run` on the same run directory (follow-ups, choices, evaluations,
-    /// projections and the Playground study run there), aggregates and renders. Returns at once;
+    /// Submit the plan to Slurm: the unfinished training jobs as job arrays (task k runs entry k of a
+    /// job list frozen into <run-dir>/slurm/<n>/, each through `nnlab job`), then a continuation job
+    /// after all of them: it submits the follow-ups their sweeps now determine as a second wave (with
+    /// another continuation), else collects: `nnlab run` on the same run directory (choices,
+    /// evaluations, projections and the Playground study run there), aggregate and render. Returns at once;
     /// `nnlab status` follows the run. Submitting again submits only what is not finished. The run
     /// directory must be on a filesystem every node sees
     Slurm {
@@ -122,6 +131,15 @@ enum Command {
         /// Write the scripts and print how to submit them, but do not call sbatch
         #[arg(long)]
         dry_run: bool,
+    },
+    /// The continuation job of a Slurm submission (written into its collect.sh by `nnlab slurm`)
+    #[command(hide = true)]
+    SlurmNext {
+        /// The submission directory, <run-dir>/slurm/<n>
+        #[arg(long)]
+        submission: PathBuf,
+        #[command(flatten)]
+        selection: Selection,
     },
     /// How far a run directory's training jobs have got: finished, started (running, or left by a
     /// killed worker) and missing, from the run store alone
@@ -334,7 +352,8 @@ fn slurm(sources: &Sources, selection: &Selection, dirs: &Dirs, cluster: Cluster
         max_array_size: cluster.max_array_size,
         extra: cluster.extra,
     };
-    let prepared = nnlab::slurm::prepare(&jobs, &store, &invocation, &options)?;
+    let submission = nnlab::slurm::Submission { wave: 1, invocation, options };
+    let prepared = nnlab::slurm::prepare(&jobs, &store, &submission)?;
     println!(
         "{} training jobs to run ({} already finished); scripts in {}",
         prepared.pending,
@@ -349,10 +368,61 @@ fn slurm(sources: &Sources, selection: &Selection, dirs: &Dirs, cluster: Cluster
         return Ok(());
     }
     let submitted = nnlab::slurm::submit(&prepared)?;
-    println!("submitted array job(s) {} and collect job {}", submitted.arrays.join(", "), submitted.collect);
+    println!("submitted array job(s) {} and continuation job {}", submitted.arrays.join(", "), submitted.collect);
     println!("follow with: nnlab status {}   (or squeue -j {})", run_dir.display(), submitted.arrays.join(","));
     println!("logs in {}; reports will be in {}", prepared.dir.join("logs").display(), report_dir.display());
     Ok(())
+}
+
+/// Entry `index` of a frozen job list, checked against its own id (a list edited by hand, or of
+/// another version, is refused rather than trained under the wrong id).
+fn frozen_job(list: &std::path::Path, index: usize) -> Result<nnlab::plan::Job> {
+    let jobs: Vec<nnlab::plan::Job> = nnlab::store::read_list(list)?;
+    let job = jobs.into_iter().nth(index).with_context(|| format!("{} has no entry {index}", list.display()))?;
+    let id = &nnlab::plan::content_hash(&job.spec)[..16];
+    anyhow::ensure!(job.id == id, "{} entry {index}: id {} does not match its spec (hash {id})", list.display(), job.id);
+    Ok(job)
+}
+
+/// The continuation of a Slurm submission: in wave 1, the follow-ups the finished sweeps now
+/// determine go out as wave 2 (with another continuation); otherwise it collects in this job.
+fn slurm_next(sources: &Sources, selection: &Selection, dir: &std::path::Path) -> Result<()> {
+    let path = dir.join(nnlab::slurm::SUBMISSION_FILE);
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let submission: nnlab::slurm::Submission =
+        serde_json::from_str(&text).with_context(|| format!("{} is not a submission", path.display()))?;
+    let threads = set_threads(Some(submission.options.collect_cpus))?;
+    let run_dir = submission.invocation.run_dir.clone();
+    let request = RunRequest {
+        profile: selection.profile.clone(),
+        seed: selection.seed,
+        assignments: selection.assignments.clone(),
+        run_dir: run_dir.clone(),
+        threads,
+    };
+    if submission.wave == 1 {
+        let follow_ups = stages::pending_follow_ups(sources, &request)?;
+        if !follow_ups.is_empty() {
+            let store = nnlab::store::RunStore::open(&run_dir)?;
+            let next = nnlab::slurm::Submission { wave: 2, ..submission };
+            let prepared = nnlab::slurm::prepare(&follow_ups, &store, &next)?;
+            let submitted = nnlab::slurm::submit(&prepared)?;
+            println!(
+                "wave 2: {} follow-up jobs in array job(s) {}; continuation job {}",
+                prepared.pending,
+                submitted.arrays.join(", "),
+                submitted.collect
+            );
+            return Ok(());
+        }
+    }
+    let manifest = stages::run(sources, &request)?;
+    eprintln!(
+        "run finished in {:.1} s; tables in {}",
+        manifest.wall_seconds.unwrap_or_default(),
+        run_dir.join("tables").display()
+    );
+    render(sources, &run_dir, &submission.invocation.report_dir)
 }
 
 fn main() -> ExitCode {
@@ -445,15 +515,22 @@ fn execute(command: Command, sources: Sources) -> Result<()> {
                 render(&sources, &run_dir, &dirs.report_dir(&run_dir))?;
             }
         }
-        Command::Job { id, selection, run_dir, threads } => {
+        Command::Job { id, from, index, selection, run_dir, threads } => {
             let threads = set_threads(threads.threads)?;
             let run_dir = run_dir.unwrap_or_else(|| PathBuf::from("runs").join(&selection.profile));
-            let (_, jobs) = stages::load_plan(&sources, &selection.profile, selection.seed, &selection.assignments)?;
-            let job = jobs.into_iter().find(|j| j.id == id).with_context(|| {
-                format!("no job {id} in the plan of profile {} with seed {}", selection.profile, selection.seed)
-            })?;
+            let job = match (id, from, index) {
+                (_, Some(list), Some(index)) => frozen_job(&list, index)?,
+                (Some(id), _, _) => {
+                    let (_, jobs) = stages::load_plan(&sources, &selection.profile, selection.seed, &selection.assignments)?;
+                    jobs.into_iter().find(|j| j.id == id).with_context(|| {
+                        format!("no job {id} in the plan of profile {} with seed {}", selection.profile, selection.seed)
+                    })?
+                }
+                _ => anyhow::bail!("give a job id, or --from and --index"),
+            };
             stages::run_single(&sources, &job, &run_dir, threads)?;
         }
+        Command::SlurmNext { submission, selection } => slurm_next(&sources, &selection, &submission)?,
         Command::Slurm { selection, dirs, cluster, dry_run } => slurm(&sources, &selection, &dirs, cluster, dry_run)?,
         Command::Status { run_dir } => {
             let status = nnlab::slurm::status(&run_dir)?;
@@ -466,7 +543,7 @@ fn execute(command: Command, sources: Sources) -> Result<()> {
                 status.missing
             );
             if status.missing + status.started == 0 {
-                println!("every training job is finished; `nnlab run` (or the collect job) aggregates and renders");
+                println!("every training job is finished; `nnlab run` (or a Slurm submission's continuation job) aggregates and renders");
             }
         }
         Command::Bench { experiments, runs, seconds, out_dir, peer, threads } => {

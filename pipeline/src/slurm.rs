@@ -1,7 +1,9 @@
-//! Scale-out on Slurm: the plan's training jobs as job arrays (task k runs line k of a frozen job
-//! list through `nnlab job`), then one collect job that runs `nnlab run` on the same run directory:
-//! it finds every finished job, runs what depends on them (follow-ups, choices, evaluations,
-//! projections, the Playground study), aggregates and renders.
+//! Scale-out on Slurm: the plan's training jobs as job arrays (task k runs entry k of a frozen job
+//! list through `nnlab job --from`), then a continuation job after them (`nnlab slurm-next`): once,
+//! it submits the follow-ups their sweeps now determine as a second wave of arrays, with another
+//! continuation after it; otherwise it collects, running `nnlab run` on the same run directory: it
+//! finds every finished job, runs what is left and what depends on the trainings (choices,
+//! evaluations, projections, the Playground study), aggregates and renders.
 //!
 //! Nothing here relies on Slurm's accounting or on nodes seeing each other's writes at once: a job
 //! is finished when its directory, completion marker last, has been renamed into place (see
@@ -12,12 +14,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
 
 use crate::plan::Job;
 use crate::store::RunStore;
 
 /// What the cluster needs to know, passed through to `#SBATCH` lines.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ClusterOptions {
     pub partition: Option<String>,
     pub account: Option<String>,
@@ -39,7 +42,7 @@ pub struct ClusterOptions {
 }
 
 /// How every task and the collect job call nnlab: the binary and the options that select the plan.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Invocation {
     pub exe: PathBuf,
     /// `--profile … --seed … --only …` and source options, as `nnlab job` and `nnlab run` take them.
@@ -48,11 +51,23 @@ pub struct Invocation {
     pub report_dir: PathBuf,
 }
 
+/// What the continuation job of a submission needs: how to call nnlab, the cluster's options, and
+/// which wave this is (1: the plan's jobs; 2: the follow-ups; a wave-2 continuation always collects).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Submission {
+    pub wave: usize,
+    pub invocation: Invocation,
+    pub options: ClusterOptions,
+}
+
+/// The file of a submission directory that holds its [`Submission`].
+pub const SUBMISSION_FILE: &str = "submission.json";
+
 /// The scripts of one submission, written under `<run>/slurm/<n>/`.
 #[derive(Debug, Clone)]
 pub struct Prepared {
     pub dir: PathBuf,
-    /// Training jobs not yet finished, in plan order (line k of jobs.txt is task k overall).
+    /// Training jobs not yet finished, in plan order (entry k of jobs.json is task k overall).
     pub pending: usize,
     pub finished: usize,
     /// One array script per chunk of at most `max_array_size` tasks.
@@ -67,27 +82,34 @@ pub struct Submitted {
     pub collect: String,
 }
 
-/// Freezes the unfinished jobs of `jobs` and writes the array and collect scripts.
-pub fn prepare(jobs: &[Job], store: &RunStore, invocation: &Invocation, options: &ClusterOptions) -> Result<Prepared> {
+/// Freezes the unfinished jobs of `jobs` (the plan's in wave 1, the follow-ups in wave 2) and writes
+/// the array and continuation scripts.
+pub fn prepare(jobs: &[Job], store: &RunStore, submission: &Submission) -> Result<Prepared> {
+    let options = &submission.options;
     if options.cpus_per_task == 0 || options.collect_cpus == 0 || options.max_array_size == 0 || options.parallel == Some(0) {
         bail!("--cpus-per-task, --collect-cpus, --max-array-size and --parallel must be at least 1");
     }
     let pending: Vec<&Job> = jobs.iter().filter(|j| !store.is_complete(&j.id)).collect();
     let dir = next_submission_dir(store.root())?;
     std::fs::create_dir_all(dir.join("logs"))?;
-    store.write_json("plan.json", &jobs)?;
-    let list: String = pending.iter().map(|j| format!("{}\n", j.id)).collect();
+    if submission.wave == 1 {
+        store.write_json("plan.json", &jobs)?;
+    }
+    // The specs themselves, not ids: a follow-up's job is known only once its sweep has finished.
+    crate::store::write_json(&dir.join("jobs.json"), &pending)?;
+    let list: String = pending.iter().map(|j| format!("{} {} #{}\n", j.id, j.spec.experiment, j.spec.replicate)).collect();
     nnlab_report::write_atomic(&dir.join("jobs.txt"), list.as_bytes())?;
+    crate::store::write_json(&dir.join(SUBMISSION_FILE), submission)?;
 
     let mut arrays = Vec::new();
     for (chunk, start) in (0..pending.len()).step_by(options.max_array_size).enumerate() {
         let len = options.max_array_size.min(pending.len() - start);
         let path = dir.join(format!("array-{chunk}.sh"));
-        write_script(&path, &array_script(&dir, invocation, options, start, len)?)?;
+        write_script(&path, &array_script(&dir, &submission.invocation, options, start, len)?)?;
         arrays.push(path);
     }
     let collect = dir.join("collect.sh");
-    write_script(&collect, &collect_script(&dir, invocation, options)?)?;
+    write_script(&collect, &collect_script(&dir, &submission.invocation, options)?)?;
     Ok(Prepared { dir, pending: pending.len(), finished: jobs.len() - pending.len(), arrays, collect })
 }
 
@@ -168,14 +190,10 @@ fn array_script(dir: &Path, invocation: &Invocation, options: &ClusterOptions, s
     let selection: Vec<String> = invocation.selection.iter().map(|a| shell_quote(a)).collect();
     script += &format!(
         r#"set -euo pipefail
-# Task k of this array runs line {start} + k + 1 of the frozen job list.
-line=$(( {start} + SLURM_ARRAY_TASK_ID + 1 ))
-id=$(sed -n "${{line}}p" {jobs})
-if [ -z "$id" ]; then echo "no line $line in {jobs_text}" >&2; exit 1; fi
-exec {exe} job "$id" {selection} --run-dir {run_dir} --threads {threads}
+# Task k of this array runs entry {start} + k of the frozen job list (jobs.txt lists them for people).
+exec {exe} job --from {jobs} --index $(( {start} + SLURM_ARRAY_TASK_ID )) {selection} --run-dir {run_dir} --threads {threads}
 "#,
-        jobs = quoted(&dir.join("jobs.txt"))?,
-        jobs_text = dir.join("jobs.txt").display(),
+        jobs = quoted(&dir.join("jobs.json"))?,
         exe = quoted(&invocation.exe)?,
         selection = selection.join(" "),
         run_dir = quoted(&invocation.run_dir)?,
@@ -185,16 +203,15 @@ exec {exe} job "$id" {selection} --run-dir {run_dir} --threads {threads}
 }
 
 fn collect_script(dir: &Path, invocation: &Invocation, options: &ClusterOptions) -> Result<String> {
-    let mut script = header("nnlab-collect", dir, options, "collect-%j.out", options.collect_cpus);
+    let mut script = header("nnlab-next", dir, options, "next-%j.out", options.collect_cpus);
     let selection: Vec<String> = invocation.selection.iter().map(|a| shell_quote(a)).collect();
     script += &format!(
-        "set -euo pipefail\n# Runs what is still missing (and everything that depends on the tasks), aggregates, renders.\n\
-         exec {exe} run {selection} --run-dir {run_dir} --report-dir {report_dir} --threads {threads}\n",
+        "set -euo pipefail\n# Submits the next wave (the follow-ups) if there is one, else collects: runs what is still\n\
+         # missing and everything that depends on the trainings, aggregates, renders.\n\
+         exec {exe} slurm-next --submission {dir} {selection}\n",
         exe = quoted(&invocation.exe)?,
+        dir = quoted(dir)?,
         selection = selection.join(" "),
-        run_dir = quoted(&invocation.run_dir)?,
-        report_dir = quoted(&invocation.report_dir)?,
-        threads = options.collect_cpus,
     );
     Ok(script)
 }
@@ -269,18 +286,16 @@ mod tests {
         for line in ["#SBATCH --partition=cpu", "#SBATCH --time=1:00:00", "#SBATCH --cpus-per-task=2", "#SBATCH --qos=long"] {
             assert!(script.contains(line), "{line} missing:\n{script}");
         }
-        assert!(script.contains("line=$(( 1000 + SLURM_ARRAY_TASK_ID + 1 ))"));
-        assert!(
-            script.contains("exec '/opt/nnlab' job \"$id\" '--profile' 'smoke' '--seed' '7' --run-dir '/shared/run' --threads 2")
+        let expected = format!(
+            "exec '/opt/nnlab' job --from '{}' --index $(( 1000 + SLURM_ARRAY_TASK_ID )) '--profile' 'smoke' '--seed' '7' \
+             --run-dir '/shared/run' --threads 2",
+            tmp.path().join("jobs.json").display()
         );
+        assert!(script.contains(&expected), "{script}");
         let collect = collect_script(tmp.path(), &invocation, &options).unwrap();
         assert!(collect.contains("#SBATCH --partition=cpu") && collect.contains("#SBATCH --cpus-per-task=4"));
-        assert!(collect.contains("--threads 4"));
-        assert!(
-            !collect.contains("--array")
-                && collect.contains("run '--profile' 'smoke'")
-                && collect.contains("--report-dir '/shared/report'")
-        );
+        let next = format!("exec '/opt/nnlab' slurm-next --submission '{}' '--profile' 'smoke'", tmp.path().display());
+        assert!(!collect.contains("--array") && collect.contains(&next), "{collect}");
     }
 
     #[test]
@@ -300,17 +315,20 @@ mod tests {
             report_dir: tmp.path().join("report"),
         };
         let options = ClusterOptions { cpus_per_task: 1, collect_cpus: 1, max_array_size: 2, ..ClusterOptions::default() };
-        let prepared = prepare(&jobs, &store, &invocation, &options).unwrap();
+        let submission = Submission { wave: 1, invocation, options };
+        let prepared = prepare(&jobs, &store, &submission).unwrap();
         assert_eq!((prepared.pending, prepared.finished), (jobs.len() - 1, 1));
         let list = std::fs::read_to_string(prepared.dir.join("jobs.txt")).unwrap();
-        let listed: Vec<&str> = list.lines().collect();
+        let listed: Vec<&str> = list.lines().map(|l| l.split(' ').next().unwrap()).collect();
         assert_eq!(listed, jobs[1..].iter().map(|j| j.id.as_str()).collect::<Vec<_>>());
+        let frozen: Vec<Job> = crate::store::read_list(&prepared.dir.join("jobs.json")).unwrap();
+        assert_eq!(frozen, jobs[1..].to_vec());
         assert_eq!(prepared.arrays.len(), (jobs.len() - 1).div_ceil(2));
         let last = std::fs::read_to_string(prepared.arrays.last().unwrap()).unwrap();
         let start = 2 * (prepared.arrays.len() - 1);
-        assert!(last.contains(&format!("line=$(( {start} + SLURM_ARRAY_TASK_ID + 1 ))")), "{last}");
+        assert!(last.contains(&format!("--index $(( {start} + SLURM_ARRAY_TASK_ID ))")), "{last}");
         // A second submission gets its own directory.
-        assert!(prepare(&jobs, &store, &invocation, &options).unwrap().dir.ends_with("slurm/2"));
+        assert!(prepare(&jobs, &store, &submission).unwrap().dir.ends_with("slurm/2"));
         assert_eq!(status(tmp.path()).unwrap(), Status { planned: jobs.len(), finished: 1, started: 1, missing: jobs.len() - 2 });
     }
 }

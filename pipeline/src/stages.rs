@@ -176,6 +176,22 @@ pub fn run(sources: &Sources, request: &RunRequest) -> Result<RunManifest> {
     Ok(run_manifest)
 }
 
+/// The follow-up jobs of the selection that can be planned now (their sweeps have finished) and have
+/// not run yet: the second wave of a cluster submission.
+pub fn pending_follow_ups(sources: &Sources, request: &RunRequest) -> Result<Vec<Job>> {
+    let catalogue = Catalogue::load(&sources.catalogue)?;
+    let profile = Profile::load(&sources.profiles, &request.profile)?;
+    let jobs = plan(&catalogue, &profile, request.seed, &request.assignments)?;
+    let store = RunStore::open(&request.run_dir)?;
+    let finished: Vec<Job> = jobs.iter().filter(|j| store.is_complete(&j.id)).cloned().collect();
+    let Some(tables) = aggregate(&store, &finished, &[])? else { return Ok(Vec::new()) };
+    Ok(plan_follow_ups(&catalogue, &profile, request, &tables)?
+        .into_iter()
+        .flat_map(|(_, jobs)| jobs)
+        .filter(|j| !store.is_complete(&j.id))
+        .collect())
+}
+
 /// The choice and jobs of every selected follow-up whose sweep the tables hold; a follow-up whose
 /// sweep has not finished is reported and skipped.
 fn plan_follow_ups(
