@@ -259,8 +259,8 @@ struct ClusterArgs {
     /// CPUs per task; also the threads each job trains with
     #[arg(long, default_value_t = 1)]
     cpus_per_task: usize,
-    /// CPUs (and threads) of the collect job, which runs everything that depends on the trainings
-    /// [default: --cpus-per-task]
+    /// CPUs (and threads) of the continuation job, which collects: runs the evaluations, projections
+    /// and the Playground study, aggregates and renders [default: --cpus-per-task]
     #[arg(long)]
     collect_cpus: Option<usize>,
     /// Memory per task, in Slurm's format (e.g. 4G)
