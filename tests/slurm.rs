@@ -6,19 +6,12 @@
 //! It needs a running Slurm controller and node, which `.ci/slurm-up.sh` starts (`.ci/run` does, then
 //! runs this test with `make test` and NNLAB_SLURM=1); without one it is ignored, visibly.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-fn mirror() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = std::env::var_os("NNLAB_DATA_MIRROR")
-        .map(PathBuf::from)
-        .map(|d| if d.is_relative() { root.join(d) } else { d })
-        .unwrap_or_else(|| root.join("../shared/datasets"));
-    assert!(dir.join("mnist/train-images-idx3-ubyte.gz").is_file(), "set NNLAB_DATA_MIRROR (looked in {})", dir.display());
-    dir
-}
+mod common;
+use common::mirror;
 
 fn nnlab(args: &[&str]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_nnlab"))

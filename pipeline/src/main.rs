@@ -277,6 +277,19 @@ struct ClusterArgs {
     extra: Vec<String>,
 }
 
+impl Selection {
+    /// The run of this selection into `run_dir`.
+    fn request(&self, run_dir: &std::path::Path, threads: usize) -> RunRequest {
+        RunRequest {
+            profile: self.profile.clone(),
+            seed: self.seed,
+            assignments: self.assignments.clone(),
+            run_dir: run_dir.to_path_buf(),
+            threads,
+        }
+    }
+}
+
 #[derive(Args)]
 struct Dirs {
     /// Run directory holding the jobs and tables [default: runs/<profile>]
@@ -306,6 +319,10 @@ impl Dirs {
     }
 }
 
+fn absolute(path: &std::path::Path) -> Result<PathBuf> {
+    std::path::absolute(path).with_context(|| format!("cannot make {} absolute", path.display()))
+}
+
 /// The options that make `nnlab job` (or `nnlab run`) in another process select this plan, every
 /// source named absolutely (a worker may start in another directory, on another node).
 fn job_arguments(sources: &Sources, selection: &Selection) -> Result<Vec<String>> {
@@ -317,8 +334,7 @@ fn job_arguments(sources: &Sources, selection: &Selection) -> Result<Vec<String>
     for (flag, path) in
         [("--catalogue", &sources.catalogue), ("--profiles", &sources.profiles), ("--data-dir", &sources.data.data_dir)]
     {
-        let path = std::path::absolute(path).with_context(|| format!("cannot make {} absolute", path.display()))?;
-        arguments.extend([flag.to_string(), path.display().to_string()]);
+        arguments.extend([flag.to_string(), absolute(path)?.display().to_string()]);
     }
     Ok(arguments)
 }
@@ -330,9 +346,6 @@ fn slurm(sources: &Sources, selection: &Selection, dirs: &Dirs, cluster: Cluster
     let (_, jobs) = stages::load_plan(sources, &selection.profile, selection.seed, &selection.assignments)?;
     let run_dir = dirs.run_dir(&selection.profile);
     let store = nnlab::store::RunStore::open(&run_dir)?;
-    let absolute = |path: &std::path::Path| -> Result<PathBuf> {
-        std::path::absolute(path).with_context(|| format!("cannot make {} absolute", path.display()))
-    };
     let report_dir = absolute(&dirs.report_dir(&run_dir))?;
     let arguments = job_arguments(sources, selection)?;
     let invocation = nnlab::slurm::Invocation {
@@ -393,13 +406,7 @@ fn slurm_next(sources: &Sources, selection: &Selection, dir: &std::path::Path) -
         serde_json::from_str(&text).with_context(|| format!("{} is not a submission", path.display()))?;
     let threads = set_threads(Some(submission.options.collect_cpus))?;
     let run_dir = submission.invocation.run_dir.clone();
-    let request = RunRequest {
-        profile: selection.profile.clone(),
-        seed: selection.seed,
-        assignments: selection.assignments.clone(),
-        run_dir: run_dir.clone(),
-        threads,
-    };
+    let request = selection.request(&run_dir, threads);
     if submission.wave == 1 {
         let follow_ups = stages::pending_follow_ups(sources, &request)?;
         if !follow_ups.is_empty() {
@@ -484,13 +491,7 @@ fn execute(command: Command, sources: Sources) -> Result<()> {
         Command::Run { selection, dirs, threads, no_render, jobs } => {
             let threads = set_threads(threads.threads)?;
             let run_dir = dirs.run_dir(&selection.profile);
-            let request = RunRequest {
-                profile: selection.profile.clone(),
-                seed: selection.seed,
-                assignments: selection.assignments.clone(),
-                run_dir: run_dir.clone(),
-                threads,
-            };
+            let request = selection.request(&run_dir, threads);
             if !no_render {
                 // Before any training: a report that would lack a page must not cost a run first.
                 let catalogue = nnlab::catalogue::Catalogue::load(&sources.catalogue)?;

@@ -218,35 +218,38 @@ pub fn forget(store: &RunStore) -> Result<()> {
     Ok(())
 }
 
-/// What the stage did.
+/// What the stage did, and every job's result in plan order.
 pub struct StageOutcome {
     pub ran: usize,
     pub reused: usize,
+    pub results: Vec<PlaygroundResult>,
 }
 
 /// Runs every job of the plan that has no result yet, on `threads` threads.
 pub fn run(jobs: &[PlaygroundJob], store: &RunStore, threads: usize) -> Result<StageOutcome> {
     std::fs::create_dir_all(store.root().join("playground"))?;
     store.write_json(PLAN_FILE, &jobs)?;
-    let pending: Vec<&PlaygroundJob> = jobs.iter().filter(|j| load_result(store.root(), j).is_err()).collect();
-    let reused = jobs.len() - pending.len();
-    if pending.is_empty() {
-        return Ok(StageOutcome { ran: 0, reused });
+    let mut results: Vec<Option<PlaygroundResult>> = jobs.iter().map(|j| load_result(store.root(), j).ok()).collect();
+    let pending = results.iter().filter(|r| r.is_none()).count();
+    let reused = jobs.len() - pending;
+    if pending > 0 {
+        let progress = Progress::new(pending);
+        progress.println(format!("playground: {pending} jobs to run, {reused} reused"));
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build()?;
+        for (job, slot) in jobs.iter().zip(&mut results).filter(|(_, r)| r.is_none()) {
+            progress.job_started(&job.label());
+            let result = pool
+                .install(|| run_job(job, threads.max(1), &progress))
+                .with_context(|| format!("{} ({}) failed; nothing was stored for it", job.label(), job.id))?;
+            write_json(&result_path(store.root(), &job.id), &result)?;
+            progress.println(format!("  {} ({:.1} s)", job.label(), result.seconds));
+            progress.job_finished();
+            *slot = Some(result);
+        }
+        progress.finish();
     }
-    let progress = Progress::new(pending.len());
-    progress.println(format!("playground: {} jobs to run, {reused} reused", pending.len()));
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build()?;
-    for job in &pending {
-        progress.job_started(&job.label());
-        let result = pool
-            .install(|| run_job(job, threads.max(1), &progress))
-            .with_context(|| format!("{} ({}) failed; nothing was stored for it", job.label(), job.id))?;
-        write_json(&result_path(store.root(), &job.id), &result)?;
-        progress.println(format!("  {} ({:.1} s)", job.label(), result.seconds));
-        progress.job_finished();
-    }
-    progress.finish();
-    Ok(StageOutcome { ran: pending.len(), reused })
+    let results = results.into_iter().map(|r| r.expect("every job has run or was reused")).collect();
+    Ok(StageOutcome { ran: pending, reused, results })
 }
 
 fn run_job(job: &PlaygroundJob, threads: usize, progress: &Progress) -> Result<PlaygroundResult> {

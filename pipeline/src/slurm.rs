@@ -152,16 +152,18 @@ fn next_submission_dir(run_dir: &Path) -> Result<PathBuf> {
     Ok(base.join((used + 1).to_string()))
 }
 
-fn header(name: &str, dir: &Path, options: &ClusterOptions, output: &str, cpus: usize) -> String {
-    let mut lines = vec![
-        "#!/bin/bash".to_string(),
+/// The `#SBATCH` lines of a script; `array` is the array's range (with its `%P`), if it is one.
+fn header(name: &str, dir: &Path, options: &ClusterOptions, output: &str, cpus: usize, array: Option<String>) -> String {
+    let mut lines = vec!["#!/bin/bash".to_string()];
+    lines.extend(array.map(|range| format!("#SBATCH --array={range}")));
+    lines.extend([
         format!("#SBATCH --job-name={name}"),
         format!("#SBATCH --output={}", dir.join("logs").join(output).display()),
         format!("#SBATCH --cpus-per-task={cpus}"),
         // A preempted or timed-out task may run again: its partial directory is abandoned and the
         // job starts over; a finished one exits at once.
         "#SBATCH --requeue".to_string(),
-    ];
+    ]);
     let optional =
         [("partition", &options.partition), ("account", &options.account), ("time", &options.time), ("mem", &options.mem)];
     for (key, value) in optional {
@@ -183,10 +185,10 @@ fn shell_quote(text: &str) -> String {
 }
 
 fn array_script(dir: &Path, invocation: &Invocation, options: &ClusterOptions, start: usize, len: usize) -> Result<String> {
-    let mut script = header("nnlab-job", dir, options, "task-%A_%a.out", options.cpus_per_task);
     // The array is submitted with its range in the script, so sbatch needs no arguments.
     let parallel = options.parallel.map_or(String::new(), |p| format!("%{p}"));
-    script = script.replacen("#!/bin/bash\n", &format!("#!/bin/bash\n#SBATCH --array=0-{}{parallel}\n", len - 1), 1);
+    let range = format!("0-{}{parallel}", len - 1);
+    let mut script = header("nnlab-job", dir, options, "task-%A_%a.out", options.cpus_per_task, Some(range));
     let selection: Vec<String> = invocation.selection.iter().map(|a| shell_quote(a)).collect();
     script += &format!(
         r#"set -euo pipefail
@@ -203,7 +205,7 @@ exec {exe} job --from {jobs} --index $(( {start} + SLURM_ARRAY_TASK_ID )) {selec
 }
 
 fn collect_script(dir: &Path, invocation: &Invocation, options: &ClusterOptions) -> Result<String> {
-    let mut script = header("nnlab-next", dir, options, "next-%j.out", options.collect_cpus);
+    let mut script = header("nnlab-next", dir, options, "next-%j.out", options.collect_cpus, None);
     let selection: Vec<String> = invocation.selection.iter().map(|a| shell_quote(a)).collect();
     script += &format!(
         "set -euo pipefail\n# Submits the next wave (the follow-ups) if there is one, else collects: runs what is still\n\

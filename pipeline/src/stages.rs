@@ -163,9 +163,7 @@ pub fn run(sources: &Sources, request: &RunRequest) -> Result<RunManifest> {
     if !playground_jobs.is_empty() {
         let ran = crate::playground::run(&playground_jobs, &store, request.threads)?;
         eprintln!("{} playground jobs ran, {} reused from earlier runs", ran.ran, ran.reused);
-        let results: Vec<_> =
-            playground_jobs.iter().map(|job| crate::playground::load_result(store.root(), job)).collect::<Result<_>>()?;
-        crate::playground::write_table(&store.tables_dir(), &results)?;
+        crate::playground::write_table(&store.tables_dir(), &ran.results)?;
     } else {
         // A Playground plan of an earlier run into this directory must not outlive it.
         crate::playground::forget(&store)?;

@@ -206,18 +206,20 @@ pub fn train(settings: &Settings, seed: u64, schedule: &Schedule) -> Result<(Tra
     let test_set = encode(&data.test);
     let mut trained =
         Trained { epochs: Vec::new(), train_loss: Vec::new(), test_loss: Vec::new(), reached_at: None, dead_links: 0 };
-    let record = |epoch: usize, network: &mut Network, trained: &mut Trained| -> Result<f64, PlaygroundError> {
+    let diverged = |epoch: usize| PlaygroundError::Diverged { epoch, settings: format!("{settings:?}") };
+    // Keeps the losses of `epoch`; its test loss is already known (checked for the bar).
+    let record = |epoch: usize, test_loss: f64, network: &mut Network, trained: &mut Trained| -> Result<(), PlaygroundError> {
         let train_loss = loss(network, &train_set);
-        let test_loss = loss(network, &test_set);
         if !train_loss.is_finite() || !test_loss.is_finite() {
-            return Err(PlaygroundError::Diverged { epoch, settings: format!("{settings:?}") });
+            return Err(diverged(epoch));
         }
         trained.epochs.push(epoch);
         trained.train_loss.push(train_loss);
         trained.test_loss.push(test_loss);
-        Ok(test_loss)
+        Ok(())
     };
-    record(0, &mut network, &mut trained)?;
+    let initial = loss(&mut network, &test_set);
+    record(0, initial, &mut network, &mut trained)?;
     for epoch in 1..=schedule.epochs {
         for (i, (input, label)) in train_set.iter().enumerate() {
             network.forward(input);
@@ -231,7 +233,7 @@ pub fn train(settings: &Settings, seed: u64, schedule: &Schedule) -> Result<(Tra
         let test_loss = if schedule.bar.is_some() || last || schedule.record.contains(&epoch) {
             let loss = loss(&mut network, &test_set);
             if !loss.is_finite() {
-                return Err(PlaygroundError::Diverged { epoch, settings: format!("{settings:?}") });
+                return Err(diverged(epoch));
             }
             Some(loss)
         } else {
@@ -242,8 +244,8 @@ pub fn train(settings: &Settings, seed: u64, schedule: &Schedule) -> Result<(Tra
             trained.reached_at = Some(epoch);
         }
         let stop = reached && schedule.stop_at_bar;
-        if last || stop || schedule.record.contains(&epoch) {
-            record(epoch, &mut network, &mut trained)?;
+        if let (true, Some(test_loss)) = (last || stop || schedule.record.contains(&epoch), test_loss) {
+            record(epoch, test_loss, &mut network, &mut trained)?;
         }
         if stop {
             break;

@@ -277,13 +277,14 @@ fn knob_view(
         let default_label = default_index.map(|i| crate::catalogue::value_label(&knob.values[i]));
         let default_losses = default_label.as_ref().and_then(|label| points.iter().find(|p| &p.label == label)).map(final_test);
         let losses: Vec<Vec<f64>> = points.iter().map(final_test).collect();
+        let stats: Vec<Stat> = losses.iter().map(|l| stat(l)).collect();
         let mut cells = Vec::new();
         let (mut better, mut worse) = (Vec::new(), Vec::new());
-        for (point, values) in points.iter().zip(&losses) {
+        for ((point, values), summary) in points.iter().zip(&losses).zip(&stats) {
             let versus = match (&default_label, &default_losses) {
                 (Some(label), _) if *label == point.label => Some("default"),
                 (Some(_), Some(reference)) => Some(match welch(values, reference) {
-                    Some(w) if w.p < 0.05 && stat(values).mean < stat(reference).mean => {
+                    Some(w) if w.p < 0.05 && w.difference < 0.0 => {
                         better.push(point.label.clone());
                         "better"
                     }
@@ -301,10 +302,10 @@ fn knob_view(
                 Some("default") => " (default)",
                 _ => "",
             };
-            cells.push(Cell { value: point.label.clone(), test_loss: stat(values), versus_default: versus, mark });
+            cells.push(Cell { value: point.label.clone(), test_loss: *summary, versus_default: versus, mark });
         }
-        let best = (0..points.len()).min_by(|&a, &b| stat(&losses[a]).mean.total_cmp(&stat(&losses[b]).mean)).unwrap_or(0);
-        let worst = (0..points.len()).max_by(|&a, &b| stat(&losses[a]).mean.total_cmp(&stat(&losses[b]).mean)).unwrap_or(0);
+        let best = (0..points.len()).min_by(|&a, &b| stats[a].mean.total_cmp(&stats[b].mean)).unwrap_or(0);
+        let worst = (0..points.len()).max_by(|&a, &b| stats[a].mean.total_cmp(&stats[b].mean)).unwrap_or(0);
         let numeric = knob.values.iter().all(|v| v.is_integer() || v.is_float());
         let trend = (numeric && points.len() > 2).then(|| Trend::of(&losses, best, worst));
         // Agreement counts replicates whose own lowest loss is the same value (higher is better there).
@@ -314,10 +315,10 @@ fn knob_view(
             dataset_id: shape_name(*dataset),
             best_answer: format!("a1.x2.{id}.{}.best", shape_name(*dataset)),
             best: points[best].label.clone(),
-            best_loss: stat(&losses[best]),
+            best_loss: stats[best],
             best_agreement: replicate_agreement(&negated, best),
             worst: points[worst].label.clone(),
-            worst_loss: stat(&losses[worst]),
+            worst_loss: stats[worst],
             no_difference: default_label.is_some() && better.is_empty() && worse.is_empty(),
             default: default_label,
             better_than_default: better,
@@ -442,9 +443,14 @@ fn search_view(result: &PlaygroundResult, figures: &mut Vec<FigureFile>) -> Resu
         }
     };
     let winner_size = successes.first().map(|w| w.candidate.parameters);
-    let mut failures: Vec<&Tried> =
-        outcome.tried.iter().filter(|t| !t.succeeded && winner_size.is_none_or(|w| t.candidate.parameters <= w)).collect();
-    failures.sort_by(|a, b| found(a).mean_final_test_loss.total_cmp(&found(b).mean_final_test_loss));
+    let mut failures: Vec<Found> = outcome
+        .tried
+        .iter()
+        .filter(|t| !t.succeeded && winner_size.is_none_or(|w| t.candidate.parameters <= w))
+        .map(&found)
+        .collect();
+    failures.sort_by(|a, b| a.mean_final_test_loss.total_cmp(&b.mean_final_test_loss));
+    failures.truncate(3);
     let figure = (!pictures.is_empty()).then(|| {
         let path = "figures/a1_x3_search_boundaries.svg".to_string();
         figures.push(FigureFile {
@@ -495,7 +501,7 @@ fn search_view(result: &PlaygroundResult, figures: &mut Vec<FigureFile>) -> Resu
         answer_success: successes.first().map_or("none".to_string(), |t| found(t).success_text),
         winner: successes.first().map(|t| found(t)),
         runners_up: successes.iter().skip(1).map(|t| found(t)).collect(),
-        closest_failures: failures.iter().take(3).map(|t| found(t)).collect(),
+        closest_failures: failures,
         figure,
     })
 }
