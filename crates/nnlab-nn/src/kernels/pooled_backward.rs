@@ -108,8 +108,11 @@ impl Nonzeros {
     /// (`F × pooled plane` each), and adds each filter's sum to `grad_b`.
     fn fill(&mut self, p: &PoolGeometry, act: Pointwise, [pooled, grad]: [&[f32]; 2], argmax: &[u32], grad_b: &mut [f32]) {
         self.rows = p.oh;
-        self.entries.clear();
         self.starts.clear();
+        // Every window is written and the count advances only past nonzero ones: a branch on
+        // `v != 0` would be mispredicted about every other window behind a ReLU.
+        self.entries.resize(pooled.len(), (0.0, 0));
+        let mut len = 0;
         let planes = pooled
             .chunks_exact(p.output_plane())
             .zip(grad.chunks_exact(p.output_plane()))
@@ -118,18 +121,19 @@ impl Nonzeros {
             let mut sum = 0.0;
             let rows = pooled.chunks_exact(p.ow).zip(grad.chunks_exact(p.ow)).zip(argmax.chunks_exact(p.ow));
             for ((pooled, grad), argmax) in rows {
-                self.starts.push(self.entries.len());
+                self.starts.push(len);
                 for ((&out, &grad), &at) in pooled.iter().zip(grad).zip(argmax) {
                     let v = act.grad_z(out, grad);
-                    if v != 0.0 {
-                        self.entries.push((v, at as usize));
-                        sum += v;
-                    }
+                    self.entries[len] = (v, at as usize);
+                    len += usize::from(v != 0.0);
+                    // A skipped `v` is ±0, which leaves a sum that started at +0 unchanged.
+                    sum += v;
                 }
             }
             *grad_b += sum;
         }
-        self.starts.push(self.entries.len());
+        self.entries.truncate(len);
+        self.starts.push(len);
     }
 
     #[inline]
@@ -235,10 +239,19 @@ fn run_portable(work: ItemBackward<'_>) {
     for row in 0..pool.oh {
         let kernel_blocks =
             || (0..layout.g.kh).flat_map(|i| blocks(run).map(move |(start, len)| (i * run + start, i * row_stride + start, len)));
-        for (in_kernel, in_image, len) in kernel_blocks() {
+        if run < 32 {
+            // Short kernel rows (a first layer's single channel): a filter's whole kernel gradient
+            // is summed at once, window after window, rather than a kernel row per pass.
             for (f, grad_k) in grad_k.chunks_exact_mut(taps).enumerate() {
-                let terms = nonzeros.of(f, row).iter().map(|&(v, at)| (v, &x_last[layout.corners[at] + in_image..][..len]));
-                add_products(&mut grad_k[in_kernel..][..len], terms);
+                let windows = nonzeros.of(f, row).iter().map(|&(v, at)| (v, layout.corners[at]));
+                add_short_rows(grad_k, windows, x_last, layout.g.kh, run, row_stride);
+            }
+        } else {
+            for (in_kernel, in_image, len) in kernel_blocks() {
+                for (f, grad_k) in grad_k.chunks_exact_mut(taps).enumerate() {
+                    let terms = nonzeros.of(f, row).iter().map(|&(v, at)| (v, &x_last[layout.corners[at] + in_image..][..len]));
+                    add_products(&mut grad_k[in_kernel..][..len], terms);
+                }
             }
         }
         if let Some(grad_x) = grad_x_last.as_deref_mut() {
@@ -250,6 +263,55 @@ fn run_portable(work: ItemBackward<'_>) {
                 }
             }
         }
+    }
+}
+
+/// `grad_k[i · run + j] += Σ v · x[corner + i · row_stride + j]` over `windows` `(v, corner)`, for
+/// a kernel of `kh` rows of `run` values: each value's terms in window order, as the kernel-row
+/// passes of [`run_portable`] add them, so the same bits; the common 3×3 and 5×5 single-channel
+/// kernels with their loops unrolled.
+#[inline(always)]
+fn add_short_rows(
+    grad_k: &mut [f32],
+    windows: impl Iterator<Item = (f32, usize)>,
+    x: &[f32],
+    kh: usize,
+    run: usize,
+    row_stride: usize,
+) {
+    match (kh, run) {
+        (3, 3) => add_short_rows_fixed::<3, 3>(grad_k, windows, x, row_stride),
+        (5, 5) => add_short_rows_fixed::<5, 5>(grad_k, windows, x, row_stride),
+        _ => {
+            for (v, corner) in windows {
+                for (i, grad_k) in grad_k.chunks_exact_mut(run).enumerate() {
+                    let x = &x[corner + i * row_stride..][..run];
+                    grad_k.iter_mut().zip(x).for_each(|(acc, &x)| *acc += v * x);
+                }
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn add_short_rows_fixed<const KH: usize, const RUN: usize>(
+    grad_k: &mut [f32],
+    windows: impl Iterator<Item = (f32, usize)>,
+    x: &[f32],
+    row_stride: usize,
+) {
+    let mut sum = [[0.0f32; RUN]; KH];
+    for (sum, grad_k) in sum.iter_mut().zip(grad_k.chunks_exact(RUN)) {
+        sum.copy_from_slice(grad_k);
+    }
+    for (v, corner) in windows {
+        for (i, sum) in sum.iter_mut().enumerate() {
+            let x: &[f32; RUN] = x[corner + i * row_stride..][..RUN].try_into().expect("a kernel row");
+            sum.iter_mut().zip(x).for_each(|(sum, &x)| *sum += v * x);
+        }
+    }
+    for (sum, grad_k) in sum.iter().zip(grad_k.chunks_exact_mut(RUN)) {
+        grad_k.copy_from_slice(sum);
     }
 }
 
@@ -432,6 +494,77 @@ mod tests {
         };
         // `run` takes the AVX2 code where the CPU has it.
         [run(run_portable), run(|work| work.run())]
+    }
+
+    /// The kernel gradient summed a kernel row at a time, all filters per row, as [`run_portable`]
+    /// does for long rows: the order the short-row path must reproduce.
+    fn grad_k_by_kernel_rows(layout: &ChannelsLast, p: &PoolGeometry, nonzeros: &Nonzeros, x_last: &[f32]) -> Vec<f32> {
+        let (run, row_stride, taps) = (layout.run(), layout.row_stride(), layout.taps());
+        let mut grad_k = vec![0.0; layout.g.filters * taps];
+        for row in 0..p.oh {
+            for i in 0..layout.g.kh {
+                for (f, grad_k) in grad_k.chunks_exact_mut(taps).enumerate() {
+                    let terms =
+                        nonzeros.of(f, row).iter().map(|&(v, at)| (v, &x_last[layout.corners[at] + i * row_stride..][..run]));
+                    add_products(&mut grad_k[i * run..][..run], terms);
+                }
+            }
+        }
+        grad_k
+    }
+
+    #[test]
+    fn short_kernel_rows_give_the_same_bits_as_row_passes() {
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        // 3×3 and 5×5 single-channel kernels (unrolled), then 2-channel 3×3 and 4×4 (the general loop).
+        let shapes = [
+            (1, 14, 12, 5, 3, [0; 4]),
+            (1, 12, 12, 4, 5, [2, 2, 2, 2]),
+            (2, 9, 9, 3, 3, [1; 4]),
+            (1, 10, 10, 3, 4, [1, 2, 1, 2]),
+        ];
+        for (channels, height, width, filters, k, pad) in shapes {
+            let g = ConvGeometry::new((1, channels, height, width), (filters, channels, k, k), pad).unwrap();
+            let p = PoolGeometry::new((1, g.filters, g.oh, g.ow), [2, 2], [2, 2]).unwrap();
+            let layout = ChannelsLast::new(&g);
+            let x_last: Vec<f32> = (0..layout.padded_len()).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let [pooled, grad] =
+                [0; 2].map(|_| (0..g.filters * p.output_plane()).map(|_| rng.random_range(-1.0f32..1.0)).collect::<Vec<_>>());
+            let argmax: Vec<u32> = (0..g.filters * p.output_plane())
+                .map(|i| {
+                    let (row, col) = ((i % p.output_plane()) / p.ow, i % p.ow);
+                    ((row * 2 + rng.random_range(0..2)) * g.ow + col * 2 + rng.random_range(0..2)) as u32
+                })
+                .collect();
+            let mut nonzeros = Nonzeros::default();
+            nonzeros.fill(&p, Pointwise::Relu, [&pooled, &grad], &argmax, &mut vec![0.0; g.filters]);
+            let mut grad_k = vec![0.0; g.filters * g.taps()];
+            run_portable(ItemBackward {
+                layout: &layout,
+                pool: &p,
+                nonzeros: &nonzeros,
+                band: &mut Band::default(),
+                x_last: &x_last,
+                kernel_last: &vec![0.0; g.filters * g.taps()],
+                grad_k: &mut grad_k,
+                grad_x_last: None,
+            });
+            assert!(grad_k.iter().any(|&v| v != 0.0), "a kernel gradient to compare");
+            assert_eq!(grad_k, grad_k_by_kernel_rows(&layout, &p, &nonzeros, &x_last), "{channels} channels, kernel {k}×{k}");
+        }
+    }
+
+    #[test]
+    fn nonzero_entries_skip_zero_gradients_and_sum_into_the_bias() {
+        let p = PoolGeometry::new((1, 2, 2, 4), [2, 2], [2, 2]).unwrap();
+        // Two filters, one row of two windows each; ReLU outputs 0 in the second and third windows.
+        let (pooled, grad, argmax) = ([0.5, 0.0, 0.0, 2.0], [1.5, 7.0, -3.0, -0.25], [1u32, 2, 4, 7]);
+        let mut nonzeros = Nonzeros::default();
+        let mut grad_b = vec![10.0, 20.0];
+        nonzeros.fill(&p, Pointwise::Relu, [&pooled, &grad], &argmax, &mut grad_b);
+        assert_eq!(nonzeros.of(0, 0), [(1.5, 1)]);
+        assert_eq!(nonzeros.of(1, 0), [(-0.25, 7)]);
+        assert_eq!(grad_b, [11.5, 19.75]);
     }
 
     #[test]
