@@ -10,6 +10,7 @@ use crate::init::glorot_uniform;
 use crate::kernels::activation::Pointwise;
 use crate::kernels::conv::conv2d_bias_act;
 use crate::kernels::conv_pool::conv2d_bias_act_max_pool;
+use crate::kernels::dense::dense_affine;
 use crate::spec::{Activation, LayerSpec, ModelSpec, Padding};
 
 /// Whether layers that only act in training (dropout, noise) are active; in training they draw from
@@ -223,7 +224,7 @@ impl Model {
             h = match layer {
                 Layer::Flatten => h.flatten_from(1)?,
                 Layer::Dense { kernel, bias, activation, .. } => {
-                    apply_activation(&h.matmul(kernel.as_tensor())?.broadcast_add(bias.as_tensor())?, *activation)?
+                    apply_activation(&dense_affine(&h, kernel.as_tensor(), bias.as_tensor())?, *activation)?
                 }
                 Layer::Dropout { .. } | Layer::GaussianNoise { .. } | Layer::SaltAndPepper { .. } => h,
                 Layer::Conv2d { .. } | Layer::MaxPool2d { .. } => {
@@ -244,7 +245,7 @@ impl Model {
             h = match layer {
                 Layer::Flatten => h.flatten_from(1)?,
                 Layer::Dense { kernel, bias, activation, .. } => {
-                    let z = h.matmul(kernel.as_tensor())?.broadcast_add(bias.as_tensor())?;
+                    let z = dense_affine(&h, kernel.as_tensor(), bias.as_tensor())?;
                     if index == last {
                         return Ok(z);
                     }
