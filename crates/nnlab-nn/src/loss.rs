@@ -144,10 +144,7 @@ fn binary_crossentropy(output: &Output, target: &Tensor, convention: LossConvent
         return Err(NnError::Data(format!("binary_crossentropy: output {:?} against target {:?}", z.dims(), target.dims())));
     }
     let per_value = match convention {
-        LossConvention::Keras3 => {
-            let softplus_of_minus_abs = (z.abs()?.neg()?.exp()? + 1.0)?.log()?;
-            ((z.relu()? - z.mul(target)?)? + softplus_of_minus_abs)?
-        }
+        LossConvention::Keras3 => crate::kernels::bce::bce_with_logits(z, target)?,
         LossConvention::Keras2 => {
             let p = candle_nn::ops::sigmoid(z)?.clamp(EPSILON, 1.0 - EPSILON)?;
             let one_minus = |t: &Tensor| -> Result<Tensor> { Ok(t.neg()?.affine(1.0, 1.0)?) };
