@@ -287,7 +287,7 @@ impl Model {
         let mut total: Option<Tensor> = None;
         for layer in &self.layers {
             if let Layer::Dense { kernel, l2: Some(l2), .. } | Layer::Conv2d { kernel, l2: Some(l2), .. } = layer {
-                let term = (kernel.as_tensor().sqr()?.sum_all()? * *l2)?;
+                let term = crate::kernels::l2::l2_penalty(kernel.as_tensor(), *l2)?;
                 total = Some(match total {
                     Some(t) => (t + term)?,
                     None => term,

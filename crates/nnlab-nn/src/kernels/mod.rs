@@ -1,7 +1,7 @@
 //! CPU kernels for the layers where candle's own CPU path is slow, as candle custom ops with their
 //! own backward passes: stride-1 2-D convolution (im2col + gemm) fused with its bias and
 //! activation, 2-D max-pooling, the two fused where a convolution is followed by a pooling, a
-//! dense layer's affine map, and binary cross-entropy from the logits.
+//! dense layer's affine map, binary cross-entropy from the logits, and the L2 weight penalty.
 //!
 //! Each public entry point falls back to candle's op on other devices and dtypes, so the `cuda`
 //! feature keeps working. Every kernel is deterministic: work is split over batch items (or fixed
@@ -15,6 +15,7 @@ pub mod conv_pool;
 pub mod dense;
 mod gemm;
 mod im2col;
+pub mod l2;
 pub mod pool;
 mod pooled_backward;
 
