@@ -716,7 +716,7 @@ fn set_threads(requested: Option<usize>) -> Result<usize> {
     std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
     // candle runs its element-wise ops on a second pool of its own whose workers spin for a while
     // after every op; between ops they take a core from the matrix products on rayon's pool (on two
-    // cores, a7a.weight_decay trained 30% slower for it). One thread leaves those ops on the
+    // cores, a7a.weight_decay trained 21% slower for it). One thread leaves those ops on the
     // calling thread; they are element by element, so their results do not depend on it.
     std::env::set_var("CANDLE_NUM_THREADS", "1");
     // Every thread that computes (the pool's and this one, which takes part in parallel work) flushes
