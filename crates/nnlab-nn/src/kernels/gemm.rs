@@ -28,6 +28,22 @@ impl<'a> Matrix<'a> {
 /// Single-threaded: the kernels parallelise over batch items instead, which keeps each product in
 /// one core's cache and makes its float summation order independent of the thread count.
 pub(super) fn matmul(dst: &mut [f32], a: Matrix<'_>, b: Matrix<'_>, accumulate: bool) {
+    // dst := alpha·dst + beta·a·b; alpha is only read when `accumulate` (read_dst) is set.
+    product(dst, a, b, accumulate, 1.0, gemm::Parallelism::None);
+}
+
+/// `dst = a · b` exactly as candle's CPU `matmul` computes it: the same `gemm` call (a zeroed
+/// destination not read, alpha 0, beta 1) on the same strides, threaded the way candle threads it,
+/// so the same bits. The dense layer's op uses it to stay bit-identical to `matmul` +
+/// `broadcast_add` while skipping their graph bookkeeping.
+pub(super) fn matmul_as_candle(dst: &mut [f32], a: Matrix<'_>, b: Matrix<'_>) {
+    let threads = candle_core::utils::get_num_threads();
+    let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    product(dst, a, b, false, 0.0, parallelism);
+}
+
+/// `dst := alpha·dst + a·b` (`dst` read only when `read_dst`), row-major `a.rows × b.cols`.
+fn product(dst: &mut [f32], a: Matrix<'_>, b: Matrix<'_>, read_dst: bool, alpha: f32, parallelism: gemm::Parallelism) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(b.rows, k, "inner dimensions of a {m}×{k} · {}×{n} product", b.rows);
     assert_eq!(dst.len(), m * n, "destination of a {m}×{n} product");
@@ -46,56 +62,14 @@ pub(super) fn matmul(dst: &mut [f32], a: Matrix<'_>, b: Matrix<'_>, accumulate: 
             dst.as_mut_ptr(),
             1,
             n as isize,
-            accumulate,
+            read_dst,
             a.data.as_ptr(),
             a.col_stride as isize,
             a.row_stride as isize,
             b.data.as_ptr(),
             b.col_stride as isize,
             b.row_stride as isize,
-            // dst := alpha·dst + beta·a·b; alpha is only read when `accumulate` (read_dst) is set.
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
-}
-
-/// `dst = a · b` exactly as candle's CPU `matmul` computes it: the same `gemm` call (a zeroed
-/// destination not read, alpha 0, beta 1) on the same strides, threaded the way candle threads it,
-/// so the same bits. The dense layer's op uses it to stay bit-identical to `matmul` +
-/// `broadcast_add` while skipping their graph bookkeeping.
-pub(super) fn matmul_as_candle(dst: &mut [f32], a: Matrix<'_>, b: Matrix<'_>) {
-    let (m, k, n) = (a.rows, a.cols, b.cols);
-    assert_eq!(b.rows, k, "inner dimensions of a {m}×{k} · {}×{n} product", b.rows);
-    assert_eq!(dst.len(), m * n, "destination of a {m}×{n} product");
-    if m == 0 || n == 0 {
-        return;
-    }
-    let threads = candle_core::utils::get_num_threads();
-    let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
-    // SAFETY: as in `matmul`: each view's largest index lies inside its slice (checked by
-    // `row_major`, kept by `t`), `dst` holds exactly m × n elements written with row stride n, and
-    // nothing aliases the mutably borrowed `dst`.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            a.data.as_ptr(),
-            a.col_stride as isize,
-            a.row_stride as isize,
-            b.data.as_ptr(),
-            b.col_stride as isize,
-            b.row_stride as isize,
-            0.0,
+            alpha,
             1.0,
             false,
             false,
