@@ -10,7 +10,7 @@ use crate::init::glorot_uniform;
 use crate::kernels::activation::Pointwise;
 use crate::kernels::conv::conv2d_bias_act;
 use crate::kernels::conv_pool::conv2d_bias_act_max_pool;
-use crate::kernels::dense::dense_affine;
+use crate::kernels::dense::{dense_affine, dense_affine_relu};
 use crate::spec::{Activation, LayerSpec, ModelSpec, Padding};
 
 /// Whether layers that only act in training (dropout, noise) are active; in training they draw from
@@ -223,9 +223,7 @@ impl Model {
         for (i, layer) in self.layers.iter().enumerate().skip(index + 1) {
             h = match layer {
                 Layer::Flatten => h.flatten_from(1)?,
-                Layer::Dense { kernel, bias, activation, .. } => {
-                    apply_activation(&dense_affine(&h, kernel.as_tensor(), bias.as_tensor())?, *activation)?
-                }
+                Layer::Dense { kernel, bias, activation, .. } => dense(&h, kernel, bias, *activation)?,
                 Layer::Dropout { .. } | Layer::GaussianNoise { .. } | Layer::SaltAndPepper { .. } => h,
                 Layer::Conv2d { .. } | Layer::MaxPool2d { .. } => {
                     return Err(NnError::spec(format!("layers[{i}]"), "decoding from a layer runs dense layers only"))
@@ -245,11 +243,10 @@ impl Model {
             h = match layer {
                 Layer::Flatten => h.flatten_from(1)?,
                 Layer::Dense { kernel, bias, activation, .. } => {
-                    let z = dense_affine(&h, kernel.as_tensor(), bias.as_tensor())?;
                     if index == last {
-                        return Ok(z);
+                        return Ok(dense_affine(&h, kernel.as_tensor(), bias.as_tensor())?);
                     }
-                    apply_activation(&z, *activation)?
+                    dense(&h, kernel, bias, *activation)?
                 }
                 Layer::Conv2d { kernel, bias, activation, pad, .. } => {
                     let (kernel, bias) = (kernel.as_tensor(), bias.as_tensor());
@@ -315,6 +312,15 @@ fn pointwise(activation: Activation) -> Option<Pointwise> {
         Activation::Sigmoid => Some(Pointwise::Sigmoid),
         Activation::Softmax => None,
     }
+}
+
+/// A dense layer's activated output; a ReLU is applied in the affine map's own pass.
+fn dense(h: &Tensor, kernel: &Var, bias: &Var, activation: Activation) -> Result<Tensor> {
+    let (kernel, bias) = (kernel.as_tensor(), bias.as_tensor());
+    Ok(match activation {
+        Activation::Relu => dense_affine_relu(h, kernel, bias)?,
+        _ => apply_activation(&dense_affine(h, kernel, bias)?, activation)?,
+    })
 }
 
 fn apply_activation(z: &Tensor, activation: Activation) -> Result<Tensor> {
