@@ -236,7 +236,10 @@ mod tests {
         (history, test)
     }
 
-    fn without_times(h: &[EpochRecord]) -> Vec<(f64, Option<f64>, Option<f64>, Option<f64>)> {
+    /// An epoch's loss, accuracy, validation loss and validation accuracy.
+    type Metrics = (f64, Option<f64>, Option<f64>, Option<f64>);
+
+    fn without_times(h: &[EpochRecord]) -> Vec<Metrics> {
         h.iter().map(|r| (r.loss, r.acc, r.val_loss, r.val_acc)).collect()
     }
 
