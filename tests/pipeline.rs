@@ -673,17 +673,23 @@ fn same_seed_gives_identical_history_and_projections_another_seed_does_not() {
     assert!(!html.contains("trained with the same seed on both sides"), "seeds 7 and 8 share no replicate seed");
 }
 
-#[test]
-fn a_killed_run_resumes_without_redoing_finished_jobs() {
-    let tmp = tempfile::tempdir().unwrap();
-    // A profile slow enough to be killed mid-run: several seconds per job.
-    let profiles = tmp.path().join("profiles");
+/// A profile `slow` of several seconds per job of the test catalogue (slow enough to be killed
+/// mid-run); returns the profiles directory.
+fn slow_profile(dir: &Path) -> PathBuf {
+    let profiles = dir.join("profiles");
     std::fs::create_dir_all(&profiles).unwrap();
     std::fs::write(
         profiles.join("slow.toml"),
         "name = \"slow\"\ndescription = \"kill test\"\nreplicates = 2\nmax_replicates = 2\nmax_epochs = 3\ntrain_samples = 8000\ntest_samples = 1000\n",
     )
     .unwrap();
+    profiles
+}
+
+#[test]
+fn a_killed_run_resumes_without_redoing_finished_jobs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let profiles = slow_profile(tmp.path());
     let run_dir = tmp.path().join("run");
     let catalogue = test_catalogue(tmp.path());
     let args = [
@@ -813,6 +819,31 @@ fn single_jobs_then_a_run_reuses_them_all() {
 
     let out = nnlab(&["job", "0000000000000000", "--profile", "smoke"], &[]).output().unwrap();
     assert!(one_line_error(&out).contains("no job 0000000000000000"));
+}
+
+/// Jobs trained by worker processes (`--jobs 2`) before the run collects them are part of the run:
+/// the manifest's wall time covers them.
+#[test]
+fn worker_processes_count_in_the_run_wall_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (run_dir, profiles, catalogue) = (tmp.path().join("run"), slow_profile(tmp.path()), test_catalogue(tmp.path()));
+    let [run_dir_arg, profiles, catalogue] = [&run_dir, &profiles, &catalogue].map(|p| p.to_str().unwrap());
+    let (jobs, threads) = (["--jobs", "2"], ["--threads", "2"]);
+    let dirs = ["--catalogue", catalogue, "--profiles", profiles, "--run-dir", run_dir_arg];
+    run_ok(&[&["run", "--profile", "slow", "--no-render"][..], &jobs, &threads, &dirs].concat());
+    let job_seconds: Vec<f64> = std::fs::read_dir(run_dir.join("jobs"))
+        .unwrap()
+        .flatten()
+        .map(|job| {
+            let result: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(job.path().join("result.json")).unwrap()).unwrap();
+            result["wall_seconds"].as_f64().unwrap()
+        })
+        .collect();
+    assert_eq!(job_seconds.len(), 4);
+    let longest = job_seconds.iter().cloned().fold(0.0, f64::max);
+    let run_seconds = manifest(&run_dir).wall_seconds.unwrap();
+    assert!(run_seconds >= longest, "the run took {run_seconds} s by its manifest, a job in it {longest} s");
 }
 
 #[test]

@@ -286,6 +286,7 @@ impl Selection {
             assignments: self.assignments.clone(),
             run_dir: run_dir.to_path_buf(),
             threads,
+            started: stages::Started::now(),
         }
     }
 }

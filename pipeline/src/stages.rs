@@ -49,6 +49,21 @@ pub struct RunRequest {
     pub assignments: Vec<String>,
     pub run_dir: PathBuf,
     pub threads: usize,
+    /// When the run began: the manifest's start and wall time count from here, so that jobs trained
+    /// in worker processes before [`run`] collects them are part of the run's time.
+    pub started: Started,
+}
+
+#[derive(Debug, Clone)]
+pub struct Started {
+    pub at: String,
+    pub instant: Instant,
+}
+
+impl Started {
+    pub fn now() -> Self {
+        Started { at: manifest::utc_now(), instant: Instant::now() }
+    }
 }
 
 pub fn load_plan(sources: &Sources, profile: &str, seed: u64, assignments: &[String]) -> Result<(Profile, Vec<Job>)> {
@@ -61,7 +76,6 @@ pub fn load_plan(sources: &Sources, profile: &str, seed: u64, assignments: &[Str
 /// Runs every missing job of the plan, aggregates all of them into the result tables and records the
 /// run manifest. Returns the manifest.
 pub fn run(sources: &Sources, request: &RunRequest) -> Result<RunManifest> {
-    let started = Instant::now();
     let catalogue = Catalogue::load(&sources.catalogue)?;
     let profile = Profile::load(&sources.profiles, &request.profile)?;
     let jobs = plan(&catalogue, &profile, request.seed, &request.assignments)?;
@@ -79,7 +93,7 @@ pub fn run(sources: &Sources, request: &RunRequest) -> Result<RunManifest> {
         crates,
         nnlab_version: env!("CARGO_PKG_VERSION").to_string(),
         git_commit: manifest::git_commit(),
-        started_at: manifest::utc_now(),
+        started_at: request.started.at.clone(),
         finished_at: None,
         wall_seconds: None,
         jobs: Vec::new(),
@@ -169,7 +183,7 @@ pub fn run(sources: &Sources, request: &RunRequest) -> Result<RunManifest> {
         crate::playground::forget(&store)?;
     }
     run_manifest.finished_at = Some(manifest::utc_now());
-    run_manifest.wall_seconds = Some(started.elapsed().as_secs_f64());
+    run_manifest.wall_seconds = Some(request.started.instant.elapsed().as_secs_f64());
     store.write_json("manifest.json", &run_manifest)?;
     Ok(run_manifest)
 }
