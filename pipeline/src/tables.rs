@@ -190,6 +190,13 @@ fn curve_of(df: &DataFrame, metric: &str) -> Result<Vec<CurvePoint>> {
 }
 
 impl Tables {
+    /// A final metric summed over every training job of the run (e.g. `wall_seconds`), with the
+    /// number of jobs.
+    pub fn total(&self, metric: &str) -> Result<(f64, usize)> {
+        let values = (0..self.finals.height()).map(|row| f64_at(&self.finals, metric, row)).collect::<Result<Vec<_>>>()?;
+        Ok((values.iter().flatten().sum(), values.len()))
+    }
+
     /// Each replicate's value of a final metric, in replicate order.
     pub fn replicate_values(&self, experiment: &str, metric: &str) -> Result<Vec<f64>> {
         let df = rows_of(&self.finals, experiment)?;

@@ -86,7 +86,10 @@ pub fn render_run(input: &RenderInput<'_>, templates: &Path) -> Result<Vec<PathB
         name: "run".into(),
         title: "Run manifest".into(),
         template: "run".into(),
-        context: json!({ "manifest": input.manifest }),
+        context: {
+            let (training_seconds, training_jobs) = input.tables.total("wall_seconds")?;
+            json!({ "manifest": input.manifest, "training_seconds": training_seconds, "training_jobs": training_jobs })
+        },
         profile: profile.clone(),
         generated_at: generated_at.clone(),
     };
