@@ -159,6 +159,15 @@ mod tests {
         Tensor::from_vec(values, shape, &Device::Cpu).unwrap()
     }
 
+    /// The bits of `shown` and of every variable's gradient of `sum(out · weights)`.
+    fn bits_of(shown: &Tensor, out: &Tensor, weights: &Tensor, vars: &[Var]) -> Vec<Vec<u32>> {
+        let bits = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|v| v.to_bits()).collect();
+        let grads = out.mul(weights).unwrap().sum_all().unwrap().backward().unwrap();
+        let mut all = vec![bits(shown)];
+        all.extend(vars.iter().map(|var| bits(grads.get(var.as_tensor()).expect("a gradient for every variable"))));
+        all
+    }
+
     /// Two stacked layers (so the second one's input is tracked), a ReLU between them and a loss
     /// that weighs every output differently: the op and candle's ops give the same bits, forward and
     /// for every gradient.
@@ -172,14 +181,7 @@ mod tests {
         let run = |affine: &dyn Fn(&Tensor, &Tensor, &Tensor) -> Result<Tensor>| {
             let h = affine(&x, vars[0].as_tensor(), vars[1].as_tensor()).unwrap().relu().unwrap();
             let out = affine(&h, vars[2].as_tensor(), vars[3].as_tensor()).unwrap();
-            let grads = out.mul(&weights).unwrap().sum_all().unwrap().backward().unwrap();
-            let mut bits: Vec<Vec<u32>> =
-                vec![out.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|v| v.to_bits()).collect()];
-            for var in &vars {
-                let grad = grads.get(var.as_tensor()).expect("a gradient for every variable");
-                bits.push(grad.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|v| v.to_bits()).collect());
-            }
-            bits
+            bits_of(&out, &out, &weights, &vars)
         };
         let fused = run(&|x, k, b| dense_affine(x, k, b));
         let candle = run(&|x, k, b| x.matmul(k)?.broadcast_add(b));
@@ -205,14 +207,7 @@ mod tests {
             let h = relu_layer(&x, vars[0].as_tensor(), vars[1].as_tensor()).unwrap();
             let h = relu_layer(&h, vars[2].as_tensor(), vars[3].as_tensor()).unwrap();
             let out = dense_affine(&h, vars[4].as_tensor(), vars[5].as_tensor()).unwrap();
-            let grads = out.mul(&weights).unwrap().sum_all().unwrap().backward().unwrap();
-            let mut bits: Vec<Vec<u32>> =
-                vec![h.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|v| v.to_bits()).collect()];
-            for var in &vars {
-                let grad = grads.get(var.as_tensor()).expect("a gradient for every variable");
-                bits.push(grad.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|v| v.to_bits()).collect());
-            }
-            bits
+            bits_of(&h, &out, &weights, &vars)
         };
         let fused = run(&|x, k, b| dense_affine_relu(x, k, b));
         let candle = run(&|x, k, b| x.matmul(k)?.broadcast_add(b)?.relu());
