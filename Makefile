@@ -84,16 +84,19 @@ tsne-peer:
 
 # Fidelity to Keras in distribution (optional): the cheap models trained under Keras with the
 # catalogue's own settings and FIDELITY_SEEDS seeds, then by nnlab, then `nnlab compare` of the two
-# (reports/fidelity/compare.html). PROFILE=quick for a fast look.
+# (reports/fidelity/compare.html). PROFILE=quick for a fast look. CIFAR-10 only when asked for
+# (FIDELITY_MODELS=a1.cifar_cnn: ~25 min a replicate for nnlab on these 2-core machines, ~75 for Keras).
 FIDELITY_MODELS ?= a1.dense_linear a1.dense_relu a1.softmax_regression tp.logreg tp.mlp
 FIDELITY_SEEDS ?= 3
+FIDELITY_CIFAR := $(filter %cifar_cnn,$(FIDELITY_MODELS))
+CIFAR10_TARBALL ?= $(if $(NNLAB_DATA_MIRROR),$(NNLAB_DATA_MIRROR)/cifar10,data/cifar10)/cifar-10-binary.tar.gz
 .PHONY: fidelity-peer keras-replay
 fidelity-peer:
 	test -x $(PEER_VENV)/bin/python || (python3 -m venv $(PEER_VENV) && $(PEER_VENV)/bin/pip install tensorflow-cpu)
-	$(NNLAB) fetch --dataset mnist
+	$(NNLAB) fetch --dataset mnist $(if $(FIDELITY_CIFAR),--dataset cifar10)
 	mkdir -p reports/fidelity
 	$(NNLAB) catalogue > reports/fidelity/catalogue.json
-	$(PEER_VENV)/bin/python bench/keras_fidelity.py --catalogue reports/fidelity/catalogue.json --mnist $(MNIST_DIR) --profile $(PROFILE) --seeds $(FIDELITY_SEEDS) $(FIDELITY_MODELS) | tee reports/fidelity/keras-$(PROFILE).jsonl
+	$(PEER_VENV)/bin/python bench/keras_fidelity.py --catalogue reports/fidelity/catalogue.json --mnist $(MNIST_DIR) $(if $(FIDELITY_CIFAR),--cifar10 $(CIFAR10_TARBALL)) --profile $(PROFILE) --seeds $(FIDELITY_SEEDS) $(FIDELITY_MODELS) | tee reports/fidelity/keras-$(PROFILE).jsonl
 	$(NNLAB) run --profile $(PROFILE) --seed $(SEED) --run-dir runs/fidelity-$(PROFILE) --no-render $(addprefix --only ,$(FIDELITY_MODELS))
 	$(NNLAB) compare runs/fidelity-$(PROFILE) reports/fidelity/keras-$(PROFILE).jsonl --out-dir reports/fidelity
 

@@ -1,7 +1,7 @@
 """Keras/TensorFlow peer for fidelity: trains catalogue experiments under Keras with the catalogue's
 own settings (model, optimiser, batch size, epochs, validation, loss convention) on the real MNIST
-files, for several seeds, and prints one JSON line per trained model (test accuracy and loss, the
-validation curves, training samples/s). `nnlab compare RUN THIS.jsonl` puts these beside an nnlab run
+and CIFAR-10 files, for several seeds, and prints one JSON line per trained model (test accuracy and
+loss, the training and validation curves, training samples/s). `nnlab compare RUN THIS.jsonl` puts these beside an nnlab run
 of the same experiments, with Welch's test and a verdict per experiment.
 Optional, like bench/keras_peer.py: the pipeline never runs Python.
 
@@ -13,13 +13,14 @@ but draws a fresh permutation per epoch itself (numpy, seeded) and fits one epoc
 Keras' shuffle; `--keras-shuffle` keeps Keras' own seeded shuffle, to see the difference.
 
 Usage: nnlab catalogue > catalogue.json
-       python bench/keras_fidelity.py --catalogue catalogue.json --mnist DIR --profile full --seeds 3 EXPERIMENT [...]
+       python bench/keras_fidelity.py --catalogue catalogue.json --mnist DIR [--cifar10 TARBALL] --profile full --seeds 3 EXPERIMENT [...]
 Install: python3 -m venv .venv-peer && .venv-peer/bin/pip install tensorflow-cpu
 """
 import argparse
 import gzip
 import json
 import os
+import tarfile
 import time
 import tomllib
 
@@ -59,6 +60,26 @@ def mnist(directory):
     labels = lambda name: idx(os.path.join(directory, name), 8)  # noqa: E731
     return (images("train-images-idx3-ubyte.gz"), labels("train-labels-idx1-ubyte.gz"),
             images("t10k-images-idx3-ubyte.gz"), labels("t10k-labels-idx1-ubyte.gz"))
+
+
+def cifar10(tarball):
+    """CIFAR-10's binary version (cifar-10-binary.tar.gz): records of a label byte and 3,072 pixel
+    bytes, channel by channel; returned as nnlab and Keras read it, (32, 32, 3) scaled to [0, 1]."""
+    members = {}
+    with tarfile.open(tarball) as tar:
+        for member in tar.getmembers():
+            name = os.path.basename(member.name)
+            if name.endswith(".bin") and ("data_batch" in name or "test_batch" in name):
+                members[name] = np.frombuffer(tar.extractfile(member).read(), np.uint8).reshape(-1, 3073)
+
+    def split(names):
+        records = np.concatenate([members[n] for n in names])
+        images = records[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).astype(np.float32) / 255.0
+        return images, records[:, 0].copy()
+
+    x_train, y_train = split([f"data_batch_{i}.bin" for i in range(1, 6)])
+    x_test, y_test = split(["test_batch.bin"])
+    return x_train, y_train, x_test, y_test
 
 
 def layer(spec):
@@ -117,10 +138,11 @@ class TrainTimer(keras.callbacks.Callback):
         self._stop()
 
 
-def train(experiment, prof, data, seed, keras_shuffle):
-    x_train, y_train, x_test, y_test = data
-    if experiment.get("dataset", "mnist") != "mnist":
-        raise SystemExit(f"keras_fidelity: {experiment['id']}: only MNIST experiments are supported")
+def train(experiment, prof, datasets, seed, keras_shuffle):
+    name = experiment.get("dataset", "mnist")
+    if datasets.get(name) is None:
+        raise SystemExit(f"keras_fidelity: {experiment['id']}: needs {name} (--{name} is missing)")
+    x_train, y_train, x_test, y_test = datasets[name]
     shape = tuple(experiment["model"]["input"])
     x_train, x_test = x_train.reshape(-1, *shape), x_test.reshape(-1, *shape)
     if prof.get("train_samples"):
@@ -144,15 +166,17 @@ def train(experiment, prof, data, seed, keras_shuffle):
         history = model.fit(x_train, y_cat, batch_size=cfg["batch_size"], epochs=epochs, verbose=0,
                             validation_data=val, callbacks=[timer]).history
     else:
-        order_rng, history = np.random.default_rng(seed), {"val_accuracy": [], "val_loss": []}
+        order_rng = np.random.default_rng(seed)
+        history = {key: [] for key in ("loss", "accuracy", "val_loss", "val_accuracy")}
         for _ in range(epochs):
             perm = order_rng.permutation(len(x_train))
             h = model.fit(x_train[perm], y_cat[perm], batch_size=cfg["batch_size"], epochs=1, shuffle=False,
                           verbose=0, validation_data=val, callbacks=[timer]).history
-            history["val_accuracy"] += h["val_accuracy"]
-            history["val_loss"] += h["val_loss"]
+            for key in history:
+                history[key] += h[key]
     test_loss, test_acc = model.evaluate(x_test, y_test_cat, verbose=0)
     return {"experiment": experiment["id"], "seed": seed, "test_acc": test_acc, "test_loss": test_loss,
+            "loss": history["loss"], "acc": history["accuracy"],
             "val_acc": history["val_accuracy"], "val_loss": history["val_loss"],
             "seconds": round(time.perf_counter() - started, 1),
             "samples_per_s": len(x_train) * epochs / timer.seconds,
@@ -163,6 +187,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--catalogue", required=True, help="the output of `nnlab catalogue`")
     parser.add_argument("--mnist", required=True, help="directory with the four MNIST .gz files")
+    parser.add_argument("--cifar10", help="cifar-10-binary.tar.gz, for the CIFAR-10 experiments")
     parser.add_argument("--profile", default="full")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--first-seed", type=int, default=1000)
@@ -170,12 +195,13 @@ def main():
                         help="keep Keras' own seeded shuffle, which repeats one order in every epoch")
     parser.add_argument("experiments", nargs="+")
     args = parser.parse_args()
-    experiments, prof, data = catalogue(args.catalogue), profile(args.profile), mnist(args.mnist)
+    experiments, prof = catalogue(args.catalogue), profile(args.profile)
+    datasets = {"mnist": mnist(args.mnist), "cifar10": cifar10(args.cifar10) if args.cifar10 else None}
     for name in args.experiments:
         if name not in experiments:
             raise SystemExit(f"keras_fidelity: no experiment {name!r} in pipeline/catalogue")
         for seed in range(args.first_seed, args.first_seed + args.seeds):
-            record = train(experiments[name], prof, data, seed, args.keras_shuffle)
+            record = train(experiments[name], prof, datasets, seed, args.keras_shuffle)
             record["profile"] = args.profile
             print(json.dumps(record), flush=True)
 

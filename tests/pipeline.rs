@@ -667,6 +667,10 @@ fn same_seed_gives_identical_history_and_projections_another_seed_does_not() {
     let acc_rows: Vec<&str> = csv.lines().filter(|l| l.contains(",test_acc,")).collect();
     assert_eq!(acc_rows.len(), 2, "t1.mlp and t1.cnn: {csv}");
     assert!(acc_rows.iter().all(|l| l.ends_with(",identical")), "{csv}");
+    // The last epoch's training loss comes from each job's history.
+    let train_loss_rows: Vec<&str> = csv.lines().filter(|l| l.contains(",train_loss,")).collect();
+    assert_eq!(train_loss_rows.len(), 2, "{csv}");
+    assert!(train_loss_rows.iter().all(|l| l.ends_with(",identical")), "{csv}");
     assert!(html.contains("4 models trained with the same seed on both sides; 4 of them have"), "{html}");
     let (csv, html) = compare("c");
     assert!(csv.lines().filter(|l| l.contains(",test_acc,")).all(|l| !l.ends_with(",identical")), "{csv}");

@@ -68,16 +68,21 @@ impl Verdict {
 pub enum Metric {
     TestAcc,
     TestLoss,
+    /// The last epoch's training loss (its mean over the epoch's batches). A smooth curve's end, so
+    /// its replicate spread is far smaller than the test metrics': it shows a change in how a model
+    /// trains that the test accuracy's epoch-to-epoch jumps hide.
+    TrainLoss,
     SamplesPerS,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 3] = [Metric::TestAcc, Metric::TestLoss, Metric::SamplesPerS];
+    pub const ALL: [Metric; 4] = [Metric::TestAcc, Metric::TestLoss, Metric::TrainLoss, Metric::SamplesPerS];
 
     pub fn name(self) -> &'static str {
         match self {
             Metric::TestAcc => "test_acc",
             Metric::TestLoss => "test_loss",
+            Metric::TrainLoss => "train_loss",
             Metric::SamplesPerS => "samples_per_s",
         }
     }
@@ -86,12 +91,13 @@ impl Metric {
         match self {
             Metric::TestAcc => record.test_acc,
             Metric::TestLoss => record.test_loss,
+            Metric::TrainLoss => record.history.last().and_then(|epoch| epoch[0]),
             Metric::SamplesPerS => record.samples_per_s,
         }
     }
 
     fn higher_is_better(self) -> bool {
-        self != Metric::TestLoss
+        !matches!(self, Metric::TestLoss | Metric::TrainLoss)
     }
 
     /// Throughput changes are ratios B / A; the others differences B − A.
@@ -248,7 +254,7 @@ fn metric_row(key: &Key, metric: Metric, a: &[f64], b: &[f64], noise: &Noise) ->
         };
         let threshold = match metric {
             Metric::TestAcc => (-noise.acc_points / 100.0, noise.acc_points / 100.0),
-            Metric::TestLoss => (-noise.loss_relative * sa.mean.abs(), noise.loss_relative * sa.mean.abs()),
+            Metric::TestLoss | Metric::TrainLoss => (-noise.loss_relative * sa.mean.abs(), noise.loss_relative * sa.mean.abs()),
             Metric::SamplesPerS => (1.0 / (1.0 + noise.speed_relative), 1.0 + noise.speed_relative),
         };
         let no_change = if metric.is_ratio() { 1.0 } else { 0.0 };
@@ -383,6 +389,26 @@ mod tests {
         assert_eq!(metric_row(&key, Metric::TestAcc, &[0.9], &[0.8, 0.7], &noise).verdict, Verdict::TooFewReplicates);
         // Constant on both sides but different: a certain change.
         assert_eq!(metric_row(&key, Metric::TestAcc, &[0.9, 0.9], &[0.8, 0.8], &noise).verdict, Verdict::Regressed);
+    }
+
+    #[test]
+    fn the_last_epochs_training_loss_shows_a_shift_the_test_accuracy_hides() {
+        // Test accuracy scattered by a point, the final training loss tight: only the loss row
+        // sees that B trains worse.
+        let with_train_loss = |replicate: u32, acc: f64, loss: f64| {
+            let mut r = record("m", replicate, acc, 100.0);
+            r.history = vec![[Some(1.5), None, None, None], [Some(loss), None, None, Some(acc)]];
+            r
+        };
+        let a =
+            side("A", vec![with_train_loss(0, 0.71, 0.860), with_train_loss(1, 0.70, 0.861), with_train_loss(2, 0.72, 0.859)]);
+        let b =
+            side("B", vec![with_train_loss(0, 0.72, 0.900), with_train_loss(1, 0.69, 0.902), with_train_loss(2, 0.715, 0.901)]);
+        let c = Comparison::new(&a, &b, Noise::default()).unwrap();
+        assert_eq!(row(&c, "m", Metric::TestAcc).verdict, Verdict::NoChange);
+        let train = row(&c, "m", Metric::TrainLoss);
+        assert!((train.a.mean - 0.860).abs() < 1e-12 && (train.b.mean - 0.901).abs() < 1e-12, "{train:?}");
+        assert_eq!(train.verdict, Verdict::Regressed, "{train:?}");
     }
 
     #[test]

@@ -154,6 +154,7 @@ fn title(metric: Metric) -> &'static str {
     match metric {
         Metric::TestAcc => "Test accuracy",
         Metric::TestLoss => "Test loss",
+        Metric::TrainLoss => "Training loss of the last epoch",
         Metric::SamplesPerS => "Training throughput (samples/s)",
     }
 }
@@ -170,7 +171,7 @@ fn name(experiment: &str, point: &str) -> String {
 fn value_text(metric: Metric, v: f64) -> String {
     match metric {
         Metric::TestAcc => format!("{:.2}", v * 100.0),
-        Metric::TestLoss => format!("{v:.4}"),
+        Metric::TestLoss | Metric::TrainLoss => format!("{v:.4}"),
         Metric::SamplesPerS => format!("{v:.0}"),
     }
 }
@@ -185,7 +186,7 @@ fn summary_text(metric: Metric, s: &Summary) -> String {
 fn change_text(metric: Metric, change: f64) -> String {
     match metric {
         Metric::TestAcc => format!("{:+.2} points", change * 100.0),
-        Metric::TestLoss => format!("{change:+.4}"),
+        Metric::TestLoss | Metric::TrainLoss => format!("{change:+.4}"),
         Metric::SamplesPerS => format!("{change:.3}×"),
     }
 }
@@ -194,7 +195,7 @@ fn interval_text(metric: Metric, interval: Option<(f64, f64)>) -> String {
     let Some((low, high)) = interval else { return "–".into() };
     match metric {
         Metric::TestAcc => format!("[{:+.2}, {:+.2}]", low * 100.0, high * 100.0),
-        Metric::TestLoss => format!("[{low:+.4}, {high:+.4}]"),
+        Metric::TestLoss | Metric::TrainLoss => format!("[{low:+.4}, {high:+.4}]"),
         Metric::SamplesPerS => format!("[{low:.3}, {high:.3}]"),
     }
 }
@@ -242,7 +243,7 @@ fn figure(metric: Metric, rows: &[&MetricRow]) -> Option<FigureFile> {
         title: format!("{}: B against A, 95% intervals", title(metric)),
         x_label: match metric {
             Metric::TestAcc => "difference B − A (points)".into(),
-            Metric::TestLoss => "difference B − A".into(),
+            Metric::TestLoss | Metric::TrainLoss => "difference B − A".into(),
             Metric::SamplesPerS => "ratio B / A".into(),
         },
         reference: if metric.is_ratio() { 1.0 } else { 0.0 },

@@ -166,6 +166,11 @@ struct PeerLine {
     test_loss: Option<f64>,
     #[serde(alias = "train_samples_per_s")]
     samples_per_s: Option<f64>,
+    /// Per-epoch training loss and accuracy, and validation loss and accuracy.
+    #[serde(default)]
+    loss: Vec<f64>,
+    #[serde(default)]
+    acc: Vec<f64>,
     #[serde(default)]
     val_acc: Vec<f64>,
     #[serde(default)]
@@ -187,8 +192,9 @@ pub fn parse_peer(text: &str) -> Result<(Option<String>, Vec<Record>)> {
             }
         }
         let replicate = records.iter().filter(|r| r.experiment == peer.experiment && r.point == peer.point).count() as u32;
-        let epochs = peer.val_acc.len().max(peer.val_loss.len());
-        let history = (0..epochs).map(|e| [None, None, peer.val_loss.get(e).copied(), peer.val_acc.get(e).copied()]).collect();
+        let curves = [&peer.loss, &peer.acc, &peer.val_loss, &peer.val_acc];
+        let epochs = curves.iter().map(|c| c.len()).max().unwrap_or(0);
+        let history = (0..epochs).map(|e| curves.map(|c| c.get(e).copied())).collect();
         records.push(Record {
             experiment: peer.experiment,
             point: peer.point,
@@ -233,13 +239,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn peer_lines_become_numbered_replicates_with_a_validation_history() {
+    fn peer_lines_become_numbered_replicates_with_their_curves() {
         let text = "{\"experiment\": \"a1.cnn\", \"seed\": 7, \"test_acc\": 0.98, \"test_loss\": 0.05, \"val_acc\": [0.9, 0.95], \"profile\": \"full\"}\n\n\
-                    {\"experiment\": \"a1.cnn\", \"seed\": 8, \"test_acc\": 0.97, \"test_loss\": 0.06, \"samples_per_s\": 500.0}\n";
+                    {\"experiment\": \"a1.cnn\", \"seed\": 8, \"test_acc\": 0.97, \"test_loss\": 0.06, \"samples_per_s\": 500.0, \
+                     \"loss\": [0.5, 0.3], \"acc\": [0.8, 0.9], \"val_loss\": [0.4, 0.35]}\n";
         let (profile, records) = parse_peer(text).unwrap();
         assert_eq!(profile.as_deref(), Some("full"));
         assert_eq!(records.iter().map(|r| r.replicate).collect::<Vec<_>>(), [0, 1]);
         assert_eq!(records[0].history, vec![[None, None, None, Some(0.9)], [None, None, None, Some(0.95)]]);
+        assert_eq!(records[1].history, vec![[Some(0.5), Some(0.8), Some(0.4), None], [Some(0.3), Some(0.9), Some(0.35), None]]);
         assert_eq!(records[1].samples_per_s, Some(500.0));
     }
 
