@@ -539,6 +539,36 @@ mod tests {
     }
 
     #[test]
+    fn dropout_masks_are_independent_across_steps_items_streams_and_neighbours() {
+        // a1.cifar_cnn's first dropout: a batch of 32 pooled maps of 15 × 15 × 32, 14 streams' worth.
+        let (items, per_item) = (32, 15 * 15 * 32);
+        let h = Tensor::ones((items, per_item), DType::F32, &Device::Cpu).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let mut step = || dropout(&h, 0.25, &mut rng).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let (first, second) = (step(), step());
+        let kept = |xs: &[f32]| xs.iter().filter(|&&x| x != 0.0).count() as f64 / xs.len() as f64;
+        let agreement = |xs: &[f32], ys: &[f32]| {
+            xs.iter().zip(ys).filter(|(x, y)| (**x == 0.0) == (**y == 0.0)).count() as f64 / xs.len() as f64
+        };
+        // Two independent keep/drop decisions at rate 0.25 agree with probability 0.75² + 0.25².
+        let independent = 0.625;
+        // Five standard errors of a share of n decisions.
+        let tolerance = |share: f64, n: usize| 5.0 * (share * (1.0 - share) / n as f64).sqrt();
+        for (run, values) in first.chunks(VALUES_PER_STREAM).enumerate() {
+            assert!((kept(values) - 0.75).abs() < tolerance(0.75, values.len()), "stream {run} keeps {}", kept(values));
+        }
+        let n = first.len();
+        let steps = agreement(&first, &second);
+        assert!((steps - independent).abs() < tolerance(independent, n), "two steps agree on {steps}");
+        let items_apart = agreement(&first[..n - per_item], &first[per_item..]);
+        assert!((items_apart - independent).abs() < tolerance(independent, n), "neighbouring items agree on {items_apart}");
+        let streams_apart = agreement(&first[..n - VALUES_PER_STREAM], &first[VALUES_PER_STREAM..]);
+        assert!((streams_apart - independent).abs() < tolerance(independent, n), "neighbouring streams agree on {streams_apart}");
+        let neighbours = agreement(&first[..n - 1], &first[1..]);
+        assert!((neighbours - independent).abs() < tolerance(independent, n), "neighbouring units agree on {neighbours}");
+    }
+
+    #[test]
     fn gaussian_noise_has_the_requested_spread() {
         let mut rng = ChaCha8Rng::seed_from_u64(9);
         let h = Tensor::zeros(20_000, DType::F32, &Device::Cpu).unwrap();
