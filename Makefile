@@ -85,7 +85,7 @@ tsne-peer:
 # Fidelity to Keras in distribution (optional): the cheap models trained under Keras with the
 # catalogue's own settings and FIDELITY_SEEDS seeds, then by nnlab, then `nnlab compare` of the two
 # (reports/fidelity/compare.html). PROFILE=quick for a fast look. CIFAR-10 only when asked for
-# (FIDELITY_MODELS=a1.cifar_cnn: ~25 min a replicate for nnlab on these 2-core machines, ~75 for Keras).
+# (FIDELITY_MODELS=a1.cifar_cnn: a replicate takes ~25 min for nnlab and ~55 for Keras on one core here).
 FIDELITY_MODELS ?= a1.dense_linear a1.dense_relu a1.softmax_regression tp.logreg tp.mlp
 FIDELITY_SEEDS ?= 3
 FIDELITY_CIFAR := $(filter %cifar_cnn,$(FIDELITY_MODELS))

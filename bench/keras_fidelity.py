@@ -1,8 +1,8 @@
 """Keras/TensorFlow peer for fidelity: trains catalogue experiments under Keras with the catalogue's
 own settings (model, optimiser, batch size, epochs, validation, loss convention) on the real MNIST
 and CIFAR-10 files, for several seeds, and prints one JSON line per trained model (test accuracy and
-loss, the training and validation curves, training samples/s). `nnlab compare RUN THIS.jsonl` puts these beside an nnlab run
-of the same experiments, with Welch's test and a verdict per experiment.
+loss, the training and validation curves, training samples/s). `nnlab compare RUN THIS.jsonl` puts
+these beside an nnlab run of the same experiments, with Welch's test and a verdict per experiment.
 Optional, like bench/keras_peer.py: the pipeline never runs Python.
 
 Shuffling: a seeded Keras 3 on TensorFlow (`keras.utils.set_random_seed`) draws the SAME
