@@ -91,6 +91,7 @@ impl Metric {
         match self {
             Metric::TestAcc => record.test_acc,
             Metric::TestLoss => record.test_loss,
+            // An epoch's values are in HISTORY_METRICS' order, the training loss first.
             Metric::TrainLoss => record.history.last().and_then(|epoch| epoch[0]),
             Metric::SamplesPerS => record.samples_per_s,
         }
